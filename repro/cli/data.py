@@ -1,0 +1,75 @@
+"""`repro data build|show|info`: render the synthetic world to disk, look at it, inspect any dataset."""
+
+import json
+from pathlib import Path
+
+
+def register(sub) -> None:
+    data = sub.add_parser("data", help="build, show and inspect datasets")
+    cmds = data.add_subparsers(dest="data_command", required=True)
+
+    build = cmds.add_parser("build", help="render a synthetic domain to the on-disk cache")
+    build.add_argument("--domain", required=True, help="synthetic domain, e.g. synth-frei")
+    build.add_argument("--split", default=None, help="split to build (default: every split of the domain)")
+    build.add_argument("--n", type=int, default=None, help="number of samples (default: the domain's size)")
+    build.add_argument("--size", type=int, default=None, help="image side in pixels (default: the domain's)")
+    build.set_defaults(func=_build)
+
+    show = cmds.add_parser("show", help="write a PNG grid of samples with their 2D joints drawn on top")
+    show.add_argument("--domain", "--dataset", dest="dataset", required=True)
+    show.add_argument("--root", default=None, help="dataset root (real datasets only)")
+    show.add_argument("--split", default=None)
+    show.add_argument("--count", type=int, default=16, help="number of samples in the grid")
+    show.add_argument("--out", required=True, type=Path, help="PNG file to write")
+    show.set_defaults(func=_show)
+
+    info = cmds.add_parser("info", help="print a dataset's size and first sample")
+    info.add_argument("--dataset", required=True)
+    info.add_argument("--root", default=None)
+    info.add_argument("--split", default=None)
+    info.add_argument("--n", type=int, default=None, help="open only the first N samples")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(func=_info)
+
+
+def _build(args) -> int:
+    from repro.data.cache import build_domain
+    from repro.data.domains import get_domain
+
+    domain = get_domain(args.domain)
+    splits = [args.split] if args.split else list(domain.splits)
+    for split in splits:
+        path = build_domain(domain.name, split, n=args.n, size=args.size)
+        print(path)
+    return 0
+
+
+def _show(args) -> int:
+    from repro.data.registry import open_dataset
+    from repro.data.show import write_grid
+
+    dataset = open_dataset(args.dataset, root=args.root, split=args.split, n=args.count)
+    write_grid(dataset, args.out, count=args.count)
+    print(args.out)
+    return 0
+
+
+def _info(args) -> int:
+    from repro.data.registry import open_dataset
+
+    dataset = open_dataset(args.dataset, root=args.root, split=args.split, n=args.n)
+    first = dataset[0]
+    record = {
+        "dataset": args.dataset,
+        "split": args.split,
+        "n": len(dataset),
+        "first": [[round(float(v), 4) for v in joint] for joint in first.xyz.tolist()],
+        "image_shape": list(first.image.shape),
+        "caption": first.caption,
+    }
+    if args.json:
+        print(json.dumps(record))
+    else:
+        for key, value in record.items():
+            print(f"{key}: {value}")
+    return 0

@@ -1,0 +1,1 @@
+"""The procedural hand world: an articulated hand, a camera, styles, and a batched 3D renderer."""

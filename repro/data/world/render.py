@@ -1,0 +1,129 @@
+"""Z-buffered ray casting of a hand made of capsules and one ellipsoid (the palm), batched in torch.
+
+Work is restricted to screen tiles that a primitive's projected bounding box touches, so the cost
+follows the hand's screen area rather than (pixels x primitives); everything per tile is elementwise,
+so a sample renders identically whatever batch it is in.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from repro.data.world.raycast import INF, capsule_normal, ellipsoid_normal, ray_capsule, ray_ellipsoid
+
+TILE = 8
+
+
+@dataclass
+class HandGeometry:
+    """Primitives in the camera frame (mm). Capsule i spans a[:, i] to b[:, i] with radius r[:, i]."""
+
+    a: torch.Tensor  # (B, P, 3)
+    b: torch.Tensor  # (B, P, 3)
+    r: torch.Tensor  # (B, P)
+    palm_centre: torch.Tensor  # (B, 3)
+    palm_to_unit: torch.Tensor  # (B, 3, 3)
+    palm_radius: torch.Tensor  # (B,) bounding-sphere radius of the palm ellipsoid
+
+
+@dataclass
+class Raster:
+    depth: torch.Tensor  # (B, S, S) distance along the pixel ray, +inf on background
+    prim: torch.Tensor  # (B, S, S) long: capsule index, P for the palm, -1 for background
+    normal: torch.Tensor  # (B, S, S, 3) unit surface normal (zero on background)
+    rays: torch.Tensor  # (B, S, S, 3) unit ray directions
+
+
+def pixel_rays(K: torch.Tensor, size: int) -> torch.Tensor:
+    """Unit ray direction through every pixel centre: (B, S, S, 3)."""
+    v, u = torch.meshgrid(torch.arange(size, dtype=K.dtype), torch.arange(size, dtype=K.dtype), indexing="ij")
+    pix = torch.stack([u, v, torch.ones_like(u)], -1)  # (S, S, 3)
+    rays = pix @ torch.linalg.inv(K).transpose(-1, -2)[:, None]  # (B, S, S, 3)
+    return torch.nn.functional.normalize(rays, dim=-1)
+
+
+def _screen_boxes(geom: HandGeometry, K: torch.Tensor, margin: float = 1.15):
+    """Conservative pixel bounding boxes (B, P+1, 4) = (xmin, ymin, xmax, ymax) of every primitive."""
+    centres = torch.cat([geom.a, geom.b, geom.palm_centre[:, None]], 1)  # (B, 2P+1, 3)
+    radii = torch.cat([geom.r, geom.r, geom.palm_radius[:, None]], 1)
+    z = centres[..., 2]
+    uv = (centres @ K.transpose(-1, -2))[..., :2] / z[..., None]
+    f = K[:, None, 0, 0]
+    # A sphere of radius r at depth z reaches f r / sqrt(z^2 - r^2) <= f r / (z - r) pixels on the
+    # optical axis; the margin covers the stretch of spheres up to ~20 degrees off it (1 / cos^2).
+    reach = torch.where(z - radii > 1.0, margin * f * radii / (z - radii).clamp_min(1.0) + 1.0, INF)
+    lo, hi = uv - reach[..., None], uv + reach[..., None]
+    P = geom.r.shape[1]
+    lo_caps = torch.minimum(lo[:, :P], lo[:, P : 2 * P])
+    hi_caps = torch.maximum(hi[:, :P], hi[:, P : 2 * P])
+    lo = torch.cat([lo_caps, lo[:, 2 * P :]], 1)
+    hi = torch.cat([hi_caps, hi[:, 2 * P :]], 1)
+    return torch.cat([lo, hi], -1)
+
+
+def _tile_pairs(boxes: torch.Tensor, size: int):
+    """All (image, primitive, tile-row, tile-col) whose tile the primitive's box touches."""
+    n_tiles = size // TILE
+    t0 = torch.floor(boxes[..., :2].clamp(-1, size) / TILE).clamp(0, n_tiles - 1)
+    t1 = torch.floor(boxes[..., 2:].clamp(-1, size) / TILE).clamp(0, n_tiles - 1)
+    on_screen = (boxes[..., 2] >= 0) & (boxes[..., 3] >= 0) & (boxes[..., 0] <= size - 1) & (boxes[..., 1] <= size - 1)
+    idx = torch.arange(n_tiles, dtype=boxes.dtype)
+    in_x = (idx >= t0[..., 0, None]) & (idx <= t1[..., 0, None])  # (B, Q, T)
+    in_y = (idx >= t0[..., 1, None]) & (idx <= t1[..., 1, None])
+    mask = in_y[..., :, None] & in_x[..., None, :] & on_screen[..., None, None]
+    return mask.nonzero(as_tuple=True)
+
+
+def _parts(x: torch.Tensor):
+    """(..., 3) -> (x, y, z) contiguous components."""
+    return tuple(x[..., i].contiguous() for i in range(3))
+
+
+def rasterize(geom: HandGeometry, K: torch.Tensor, size: int) -> Raster:
+    if size % TILE:
+        raise ValueError(f"image size {size} must be a multiple of {TILE}")
+    B, P = geom.r.shape
+    rays = pixel_rays(K, size)
+    rays_soa = rays.reshape(-1, 3).T.contiguous()  # (3, B*S*S)
+    bi, qi, ty, tx = _tile_pairs(_screen_boxes(geom, K), size)
+
+    off = torch.arange(TILE)
+    pix = ((ty[:, None, None] * TILE + off[None, :, None]) * size + tx[:, None, None] * TILE + off[None, None, :]).reshape(len(bi), -1)
+    flat = bi[:, None] * size * size + pix  # (N, T*T) index into the batch's pixels
+
+    t = torch.full(pix.shape, INF)
+    caps = qi < P
+    if caps.any():
+        b_, q_, f_ = bi[caps], qi[caps], flat[caps]
+        rd = tuple(rays_soa[i][f_] for i in range(3))
+        t[caps] = ray_capsule(rd, _parts(geom.a[b_, q_][:, None]), _parts(geom.b[b_, q_][:, None]), geom.r[b_, q_][:, None])
+    palm = ~caps
+    if palm.any():
+        b_, f_ = bi[palm], flat[palm]
+        rd = tuple(rays_soa[i][f_] for i in range(3))
+        t[palm] = ray_ellipsoid(rd, _parts(geom.palm_centre[b_][:, None]), geom.palm_to_unit[b_][:, None])
+
+    flat, t = flat.reshape(-1), t.reshape(-1)
+    depth = torch.full((B * size * size,), INF).scatter_reduce(0, flat, t, "amin")
+    winner = (t == depth[flat]) & torch.isfinite(t)
+    prim_val = qi[:, None].expand(-1, TILE * TILE).reshape(-1)
+    prim = torch.full((B * size * size,), -1, dtype=torch.long).scatter_reduce(0, flat[winner], prim_val[winner], "amax")
+    normal = _normals(geom, rays_soa, depth, prim, size)
+    return Raster(depth.view(B, size, size), prim.view(B, size, size), normal, rays)
+
+
+def _normals(geom: HandGeometry, rays_soa, depth, prim, size) -> torch.Tensor:
+    """Surface normals (B, S, S, 3) of the winning primitive at every hand pixel."""
+    B, P = geom.r.shape
+    hit = (prim >= 0).nonzero(as_tuple=True)[0]
+    q, b_idx = prim[hit], hit // (size * size)
+    p = tuple(rays_soa[i][hit] * depth[hit] for i in range(3))
+    n = torch.zeros(3, len(hit))
+    on_caps = q < P
+    c, qc = on_caps.nonzero(as_tuple=True)[0], q[on_caps]
+    n[:, c] = torch.stack(capsule_normal(tuple(x[c] for x in p), _parts(geom.a[b_idx[c], qc]), _parts(geom.b[b_idx[c], qc])))
+    e = (~on_caps).nonzero(as_tuple=True)[0]
+    n[:, e] = torch.stack(ellipsoid_normal(tuple(x[e] for x in p), _parts(geom.palm_centre[b_idx[e]]), geom.palm_to_unit[b_idx[e]]))
+    out = torch.zeros(B * size * size, 3)
+    out[hit] = n.T
+    return out.view(B, size, size, 3)

@@ -1,0 +1,208 @@
+"""One synthetic sample: draw its parameters (a pure function of a seed), then render batches of them.
+
+`draw_scene(domain, rng)` returns plain numbers and words; `render_scenes(scenes, size)` turns a list
+of them into images, 3D joints, crop intrinsics and visibility. Rendering is elementwise per sample,
+so a sample's pixels do not depend on which batch it is rendered in.
+"""
+
+import math
+
+import numpy as np
+import torch
+
+from repro.data.geometry import crop_intrinsics, project
+from repro.data.joints import BONES, palm_centre
+from repro.data.world.backdrops import TEXTURES
+from repro.data.world.hand import BONE_RADII, PALM_LENGTH, PALM_WIDTH, hand_joints, sample_hand, stack_params
+from repro.data.world.render import HandGeometry, rasterize
+from repro.data.world.style import COLOUR_RGB, HAND_RGB, LIGHTING
+from repro.data.world.vocabulary import HANDS, HEADS, LIGHTING_WORDS, PLAIN_COLOURS, caption
+
+ORIGINAL_CENTRE = (320.0, 240.0)  # principal point of the 640x480 camera the crop is cut from
+CROP_MARGIN = (1.35, 1.7)  # crop side / joints' bounding-box side
+FOREARM = (55.0, 24.0)  # length and radius (mm) of the forearm stub drawn below the wrist
+VISIBILITY_SLACK = 1.0  # a joint is visible if the first surface on its ray lies within (1 + slack) r of it
+
+
+def draw_scene(domain, rng: np.random.Generator) -> dict:
+    """All random choices for one sample, in a fixed order of draws."""
+    choice = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
+    backdrop = choice(domain.backdrops)
+    lighting = choice(domain.lighting)
+    others = [c for c in PLAIN_COLOURS if c != backdrop]
+    scene = {
+        "hand": sample_hand(rng),
+        "azimuth": rng.uniform(*domain.azimuth),
+        "elevation": rng.uniform(*domain.elevation),
+        "roll": rng.uniform(*domain.roll),
+        "distance": rng.uniform(*domain.distance_mm),
+        "off_axis": rng.uniform(-domain.off_axis_deg, domain.off_axis_deg, size=2),
+        "focal": rng.uniform(*domain.focal_px),
+        "crop_margin": rng.uniform(*CROP_MARGIN),
+        "crop_shift": rng.uniform(-0.08, 0.08, size=2),
+        "hand_colour": choice(domain.hand_colours),
+        "albedo_jitter": rng.uniform(0.94, 1.06, size=3),
+        "backdrop": backdrop,
+        "backdrop_params": rng.uniform(size=8),
+        "base_rgb": COLOUR_RGB[backdrop] if backdrop in COLOUR_RGB else COLOUR_RGB[choice(others)],
+        "second_rgb": COLOUR_RGB[choice(others)],
+        "lighting": lighting,
+        "light_dir": rng.uniform([-0.8, -0.9, -1.0], [0.8, 0.3, -1.0]),
+        "scene": choice(domain.scenes),
+        "wall_behind": rng.uniform(150.0, 600.0),
+        "floor_below": rng.uniform(40.0, 220.0),
+        "floor_rgb": rng.uniform([0.35, 0.25, 0.15], [0.75, 0.65, 0.55]),
+        "noise_seed": int(rng.integers(2**31)),
+        "noise_sigma": rng.uniform(0.005, 0.02),
+        "head": choice(HEADS),
+        "hand_word": choice(HANDS),
+        "slot_is_lighting": bool(rng.uniform() < 0.5),
+    }
+    slot = lighting if (lighting in LIGHTING_WORDS and scene["slot_is_lighting"]) else backdrop
+    scene["caption"] = caption(scene["head"], scene["hand_colour"], scene["hand_word"], slot, scene["scene"])
+    return scene
+
+
+def _tensor(scenes, key):
+    return torch.tensor(np.array([s[key] for s in scenes], dtype=np.float32))
+
+
+def _rotation(scenes) -> torch.Tensor:
+    """Hand frame -> camera frame: palm towards the camera, fingers up, then azimuth, elevation, roll."""
+    base = torch.tensor([[1.0, 0, 0], [0, -1, 0], [0, 0, -1]])
+    az, el, ro = (torch.deg2rad(_tensor(scenes, k)) for k in ("azimuth", "elevation", "roll"))
+
+    def about(axis, angle):
+        c, s = torch.cos(angle), torch.sin(angle)
+        one, zero = torch.ones_like(c), torch.zeros_like(c)
+        rows = {
+            0: [[one, zero, zero], [zero, c, -s], [zero, s, c]],
+            1: [[c, zero, s], [zero, one, zero], [-s, zero, c]],
+            2: [[c, -s, zero], [s, c, zero], [zero, zero, one]],
+        }[axis]
+        return torch.stack([torch.stack(r, -1) for r in rows], -2)
+
+    return about(2, ro) @ about(0, el) @ about(1, az) @ base
+
+
+def _geometry(scenes, joints_hand, R, t, hand_params) -> tuple[torch.Tensor, HandGeometry]:
+    B = len(scenes)
+    s = hand_params.scale
+    xyz = joints_hand @ R.transpose(1, 2) + t[:, None]
+    parents, children = zip(*BONES)
+    a, b = xyz[:, list(parents)], xyz[:, list(children)]
+    r = torch.tensor(BONE_RADII)[None] * s[:, None]
+    down = (R @ torch.tensor([0.0, -FOREARM[0], 0.0]))[:, :] * s[:, None]
+    a = torch.cat([a, xyz[:, :1]], 1)
+    b = torch.cat([b, xyz[:, :1] + down[:, None]], 1)
+    r = torch.cat([r, FOREARM[1] * s[:, None]], 1)
+    width = PALM_WIDTH * hand_params.palm_width * s
+    centre_hand = torch.stack([-0.12 * width, 0.5 * PALM_LENGTH * s, -2.0 * s], -1)
+    axes = torch.stack([0.56 * width + 6.0 * s, 0.52 * PALM_LENGTH * s, 13.0 * s], -1)
+    to_unit = torch.diag_embed(1.0 / axes) @ R.transpose(1, 2)
+    centre = (R @ centre_hand[..., None])[..., 0] + t
+    return xyz, HandGeometry(a, b, r, centre, to_unit, axes.max(-1).values)
+
+
+def _placement(scenes, R, joints_hand) -> torch.Tensor:
+    """Translation that puts the palm centre at the drawn distance and off-axis angles."""
+    off = torch.deg2rad(_tensor(scenes, "off_axis"))
+    direction = torch.nn.functional.normalize(torch.stack([torch.tan(off[:, 0]), torch.tan(off[:, 1]), torch.ones(len(scenes))], -1), dim=-1)
+    target = direction * _tensor(scenes, "distance")[:, None]
+    return target - (R @ palm_centre(joints_hand)[..., None])[..., 0]
+
+
+def _crop_camera(scenes, xyz, size) -> torch.Tensor:
+    """Cut a square crop around the projected joints out of the original camera, resized to `size`."""
+    B = len(scenes)
+    K0 = torch.zeros(B, 3, 3)
+    K0[:, 0, 0] = K0[:, 1, 1] = _tensor(scenes, "focal")
+    K0[:, 0, 2], K0[:, 1, 2], K0[:, 2, 2] = ORIGINAL_CENTRE[0], ORIGINAL_CENTRE[1], 1.0
+    uv = project(K0, xyz)
+    lo, hi = uv.min(1).values, uv.max(1).values
+    side = (hi - lo).max(-1).values * _tensor(scenes, "crop_margin")
+    centre = 0.5 * (lo + hi) + _tensor(scenes, "crop_shift") * side[:, None]
+    corner = centre - side[:, None] / 2
+    return crop_intrinsics(K0, corner[:, 0], corner[:, 1], size / side)
+
+
+def _lambert(normal, light, ambient, diffuse):
+    return ambient + diffuse * (normal * light).sum(-1).clamp_min(0)
+
+
+def _backdrop(scenes, rays, light, ambient, diffuse, gain, size) -> torch.Tensor:
+    """Flat backdrops fill the frame; rooms are a textured back wall and a checked floor, ray-cast."""
+    B = len(scenes)
+    px = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+    flat_y, flat_x = torch.meshgrid(px, px, indexing="ij")
+    room = torch.tensor([s["scene"] == "room" for s in scenes])
+    # Room planes in the camera frame (y down): wall z = Zw facing the camera, floor y = Yf facing up.
+    z_wall = _tensor(scenes, "distance") + _tensor(scenes, "wall_behind")
+    y_floor = _tensor(scenes, "floor_below") + _tensor(scenes, "distance") * torch.tan(torch.deg2rad(_tensor(scenes, "off_axis")[:, 1]))
+    t_wall = z_wall[:, None, None] / rays[..., 2]
+    t_floor = torch.where(rays[..., 1] > 1e-6, y_floor[:, None, None] / rays[..., 1].clamp_min(1e-6), float("inf"))
+    on_floor = t_floor < t_wall
+    hit = rays * torch.minimum(t_wall, t_floor)[..., None]
+    X = torch.where(room[:, None, None], hit[..., 0] / 400.0, flat_x)
+    Y = torch.where(room[:, None, None], hit[..., 1] / 400.0, flat_y)
+
+    params, base, second = _tensor(scenes, "backdrop_params"), _tensor(scenes, "base_rgb"), _tensor(scenes, "second_rgb")
+    out = torch.empty(B, 3, size, size)
+    for word in sorted({s["backdrop"] for s in scenes}):
+        idx = torch.tensor([i for i, s in enumerate(scenes) if s["backdrop"] == word])
+        out[idx] = TEXTURES[word](X[idx], Y[idx], params[idx], base[idx], second[idx])
+
+    checker = ((torch.floor(hit[..., 0] / 250.0) + torch.floor(hit[..., 2] / 250.0)) % 2)[:, None]
+    floor = _tensor(scenes, "floor_rgb")[..., None, None] * (0.85 + 0.15 * checker)
+    # Room planes are lit like the hand; normalised so that a wall lit head-on keeps its named colour.
+    ambient, diffuse = ambient[:, None, None], diffuse[:, None, None]
+    wall_shade = _lambert(torch.tensor([0.0, 0.0, -1.0]), light[:, None, None], ambient, diffuse) / (ambient + diffuse * 0.8)
+    floor_shade = _lambert(torch.tensor([0.0, -1.0, 0.0]), light[:, None, None], ambient, diffuse) / (ambient + diffuse * 0.8)
+    lit_room = torch.where(on_floor[:, None], floor * floor_shade[:, None], out * wall_shade[:, None])
+    out = torch.where(room[:, None, None, None], lit_room, out)
+    return out * gain[:, None, None, None]
+
+
+def render_scenes(scenes: list[dict], size: int) -> dict:
+    """Render drawn scenes at size x size: image uint8 (B,3,S,S), xyz (B,21,3) mm, uv, visible, K, mask."""
+    hand_params = stack_params([s["hand"] for s in scenes])
+    joints_hand = hand_joints(hand_params)
+    R = _rotation(scenes)
+    t = _placement(scenes, R, joints_hand)
+    xyz, geom = _geometry(scenes, joints_hand, R, t, hand_params)
+    K = _crop_camera(scenes, xyz, size)
+    raster = rasterize(geom, K, size)
+
+    light_table = torch.tensor([LIGHTING[s["lighting"]] for s in scenes])
+    ambient, diffuse, gain = light_table[:, 0], light_table[:, 1], light_table[:, 2]
+    light = torch.nn.functional.normalize(_tensor(scenes, "light_dir"), dim=-1)
+    albedo = torch.tensor([HAND_RGB[s["hand_colour"]] for s in scenes]) * _tensor(scenes, "albedo_jitter")
+    shade = _lambert(raster.normal, light[:, None, None], ambient[:, None, None], diffuse[:, None, None])
+    hand_rgb = albedo[:, :, None, None] * (shade * gain[:, None, None])[:, None]
+    background = _backdrop(scenes, raster.rays, light, ambient, diffuse, gain, size)
+    mask = raster.prim >= 0
+    image = torch.where(mask[:, None], hand_rgb, background)
+    noise = torch.stack([torch.randn(3, size, size, generator=torch.Generator().manual_seed(s["noise_seed"])) for s in scenes])
+    image = image + noise * _tensor(scenes, "noise_sigma")[:, None, None, None]
+    image = (image.clamp(0, 1) * 255).round().to(torch.uint8)
+
+    uv = project(K, xyz)
+    return {"image": image, "xyz": xyz, "uv": uv, "visible": joint_visibility(xyz, uv, raster.depth, hand_params.scale), "K": K, "mask": mask, "depth": raster.depth}
+
+
+def joint_radii(scale: torch.Tensor) -> torch.Tensor:
+    """Flesh radius around each joint (B, 21): the radius of the bone ending there (the palm's for the wrist)."""
+    per_joint = torch.tensor((13.0,) + BONE_RADII)
+    return per_joint[None] * scale[:, None]
+
+
+def joint_visibility(xyz, uv, depth, scale) -> torch.Tensor:
+    """A joint is visible if it projects inside the image and the z-buffer's first surface on the ray
+    through its pixel lies no more than (1 + VISIBILITY_SLACK) flesh radii in front of the joint."""
+    B, S = depth.shape[0], depth.shape[-1]
+    pix = uv.round().long()
+    inside = (pix >= 0).all(-1) & (pix < S).all(-1)
+    pix = pix.clamp(0, S - 1)
+    first = depth[torch.arange(B)[:, None], pix[..., 1], pix[..., 0]]
+    reach = xyz.norm(dim=-1) - (1 + VISIBILITY_SLACK) * joint_radii(scale)
+    return inside & (first >= reach)

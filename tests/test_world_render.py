@@ -1,0 +1,81 @@
+"""The renderer: joints land on the hand, visibility follows the z-buffer, renders are deterministic."""
+
+import numpy as np
+import torch
+
+from repro.data.domains import DOMAINS
+from repro.data.geometry import project
+from repro.data.synthetic import render_range, sample_rng
+from repro.data.world.raycast import ray_capsule, ray_sphere
+from repro.data.world.scene import draw_scene, joint_radii, render_scenes
+from repro.data.world.style import COLOUR_RGB
+
+
+def test_ray_sphere_and_capsule_hit_distances_by_hand():
+    rd = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([1.0]))
+    centre = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([10.0]))
+    assert ray_sphere(rd, centre, torch.tensor([2.0])).item() == 8.0
+    # capsule lying across the ray at z = 10, radius 1: body hit at t = 9
+    a = (torch.tensor([-5.0]), torch.tensor([0.0]), torch.tensor([10.0]))
+    b = (torch.tensor([5.0]), torch.tensor([0.0]), torch.tensor([10.0]))
+    assert abs(ray_capsule(rd, a, b, torch.tensor([1.0])).item() - 9.0) < 1e-5
+    # capsule along the ray from z = 10 to 20: the near cap at t = 9
+    b2 = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([20.0]))
+    assert abs(ray_capsule(rd, centre, b2, torch.tensor([1.0])).item() - 9.0) < 1e-5
+    miss = (torch.tensor([0.6]), torch.tensor([0.0]), torch.tensor([0.8]))
+    assert ray_capsule(miss, a, b, torch.tensor([1.0])).isinf().all()
+
+
+def test_visible_joints_land_on_the_hand_not_the_green_screen():
+    out = render_range(DOMAINS["synth-frei"], "val", 0, 32, 128)
+    green = torch.tensor(COLOUR_RGB["green"]) * 255
+    pix = out["uv"].round().long()
+    checked = 0
+    for i in range(32):
+        for j in out["visible"][i].nonzero()[:, 0]:
+            u, v = pix[i, j]
+            assert out["mask"][i, v, u], f"sample {i} joint {j} is visible but not on the hand"
+            rgb = out["image"][i, :, v, u].float()
+            assert (rgb - green).norm() > 100, f"sample {i} joint {j} pixel {rgb} looks like the green screen"
+            assert rgb[0] >= rgb[1] - 10  # skin tones are red-dominant, the screen green-dominant
+            checked += 1
+    assert checked > 32 * 10
+
+
+def test_visibility_agrees_with_the_z_buffer():
+    scenes = [draw_scene(DOMAINS["synth-rhd"], sample_rng(DOMAINS["synth-rhd"], "test", i)) for i in range(16)]
+    out = render_scenes(scenes, 128)
+    scale = torch.tensor([s["hand"]["scale"] for s in scenes], dtype=torch.float32)
+    pix = out["uv"].round().long()
+    inside = ((pix >= 0) & (pix < 128)).all(-1)
+    b = torch.arange(16)[:, None]
+    first = out["depth"][b, pix[..., 1].clamp(0, 127), pix[..., 0].clamp(0, 127)]
+    in_front = first < out["xyz"].norm(dim=-1) - 2 * joint_radii(scale)
+    assert torch.equal(out["visible"], inside & ~in_front)
+    assert (~out["visible"]).any() and out["visible"].any()
+
+
+def test_a_fist_seen_from_the_back_hides_its_fingertips():
+    scene = draw_scene(DOMAINS["synth-frei"], np.random.default_rng(0))
+    scene["hand"]["finger_angles"] = np.tile([85.0, 0.0, 105.0, 80.0], (4, 1))
+    scene.update(azimuth=180.0, elevation=0.0, roll=0.0, off_axis=np.zeros(2))
+    visible = render_scenes([scene], 128)["visible"][0]
+    assert not visible[[8, 12, 16, 20]].any()  # tips tucked behind the knuckles
+    assert visible[[5, 9, 13]].all()  # knuckles face the camera
+
+
+def test_renders_are_deterministic_and_batch_independent():
+    domain = DOMAINS["synth-clip"]
+    first = render_range(domain, "train", 0, 6, 64)
+    again = render_range(domain, "train", 0, 6, 64)
+    alone = render_range(domain, "train", 4, 5, 64)
+    assert torch.equal(first["image"], again["image"]) and first["caption"] == again["caption"]
+    assert torch.equal(first["image"][4], alone["image"][0])
+    assert torch.equal(first["xyz"][4], alone["xyz"][0])
+    assert not torch.equal(first["image"][0], first["image"][1])
+
+
+def test_uv_is_the_projection_of_xyz_with_the_crop_camera():
+    out = render_range(DOMAINS["synth-stb"], "test", 0, 8, 128)
+    assert torch.allclose(project(out["K"], out["xyz"]), out["uv"], atol=1e-3)
+    assert (out["xyz"][..., 2] > 400).all()  # in front of the camera, in millimetres
