@@ -1,6 +1,6 @@
 """Registry of datasets by name: synthetic domains and the real datasets' loaders.
 
-A factory takes (root, split, n) and returns a sequence of HandSample. Modules register themselves
+A factory takes (root, split, n, size) and returns a sequence of HandSample. Modules register themselves
 with `@register_dataset`; `open_dataset` imports the built-in ones on first use.
 """
 
@@ -12,7 +12,8 @@ from typing import Callable, Sequence
 from repro.data.errors import DataError
 from repro.data.sample import HandSample
 
-Factory = Callable[[Path | None, str, int | None], Sequence[HandSample]]
+Factory = Callable[[Path | None, str, int | None, int], Sequence[HandSample]]
+DEFAULT_SIZE = 128  # crop side in pixels
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,9 @@ def dataset_names() -> list[str]:
     return sorted(DATASETS)
 
 
-def open_dataset(name: str, root: str | Path | None = None, split: str | None = None, n: int | None = None) -> Sequence[HandSample]:
-    """Open dataset `name`; real datasets need `root`, synthetic ones render (or read their cache)."""
+def open_dataset(name: str, root: str | Path | None = None, split: str | None = None, n: int | None = None, size: int = DEFAULT_SIZE) -> Sequence[HandSample]:
+    """Open dataset `name` with crops of `size` px; real datasets need `root`, synthetic ones render
+    (or read their cache)."""
     _load_builtins()
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
@@ -60,4 +62,4 @@ def open_dataset(name: str, root: str | Path | None = None, split: str | None = 
         raise DataError(f"dataset {name!r} has no split {split!r}; expected one of {entry.splits}")
     if entry.needs_root and root is None:
         raise DataError(f"dataset {name!r} reads files from disk: pass --root PATH")
-    return entry.factory(Path(root) if root is not None else None, split, n)
+    return entry.factory(Path(root) if root is not None else None, split, n, size)

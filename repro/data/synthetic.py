@@ -64,8 +64,8 @@ class SyntheticDataset:
 
 
 def _factory(domain_name: str):
-    def open_split(root: Path | None, split: str, n: int | None):
-        return SyntheticDataset(domain_name, split, n=n, root=root)
+    def open_split(root: Path | None, split: str, n: int | None, size: int = DEFAULT_SIZE):
+        return SyntheticDataset(domain_name, split, n=n, size=size, root=root)
 
     return open_split
 

@@ -77,5 +77,5 @@ class FreiHAND(RealHandDataset):
 
 @register_dataset("freihand", needs_root=True, splits=tuple(VERSIONS), default_split="evaluation",
                   description="FreiHAND v2: 130,240 training / 3,960 evaluation images, right hands, 224x224")
-def open_freihand(root: Path, split: str, n: int | None) -> FreiHAND:
-    return FreiHAND(root, split, n=n)
+def open_freihand(root: Path, split: str, n: int | None, size: int = DEFAULT_SIZE) -> FreiHAND:
+    return FreiHAND(root, split, n=n, size=size)

@@ -120,5 +120,5 @@ class RHD(RealHandDataset):
 
 @register_dataset("rhd", needs_root=True, splits=("training", "evaluation"), default_split="evaluation",
                   description="Rendered Hand Pose (RHD_published_v2): 41,258 training / 2,728 evaluation, 320x320")
-def open_rhd(root: Path, split: str, n: int | None) -> RHD:
-    return RHD(root, split, n=n)
+def open_rhd(root: Path, split: str, n: int | None, size: int = DEFAULT_SIZE) -> RHD:
+    return RHD(root, split, n=n, size=size)

@@ -116,5 +116,5 @@ class STB(RealHandDataset):
 
 @register_dataset("stb", needs_root=True, splits=tuple(SEQUENCES), default_split="test",
                   description="Stereo Hand Pose benchmark, SK colour: 15,000 train / 3,000 test, left hands, 640x480")
-def open_stb(root: Path, split: str, n: int | None) -> STB:
-    return STB(root, split, n=n)
+def open_stb(root: Path, split: str, n: int | None, size: int = DEFAULT_SIZE) -> STB:
+    return STB(root, split, n=n, size=size)

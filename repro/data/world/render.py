@@ -42,9 +42,11 @@ def pixel_rays(K: torch.Tensor, size: int) -> torch.Tensor:
     return torch.nn.functional.normalize(rays, dim=-1)
 
 
-def _screen_boxes(geom: HandGeometry, K: torch.Tensor, margin: float = 1.15):
-    """Conservative pixel bounding boxes (B, P+1, 4) = (xmin, ymin, xmax, ymax) of every primitive."""
-    centres = torch.cat([geom.a, geom.b, geom.palm_centre[:, None]], 1)  # (B, 2P+1, 3)
+def _screen_discs(geom: HandGeometry, K: torch.Tensor, margin: float = 1.15):
+    """Projected centres (B, 2P+1, 2) and conservative pixel radii (B, 2P+1) of the capsules' end
+    spheres (a then b) and of the palm's bounding sphere. A capsule's silhouette lies inside the 2D
+    capsule around its projected segment with the larger end radius."""
+    centres = torch.cat([geom.a, geom.b, geom.palm_centre[:, None]], 1)
     radii = torch.cat([geom.r, geom.r, geom.palm_radius[:, None]], 1)
     z = centres[..., 2]
     uv = (centres @ K.transpose(-1, -2))[..., :2] / z[..., None]
@@ -52,26 +54,36 @@ def _screen_boxes(geom: HandGeometry, K: torch.Tensor, margin: float = 1.15):
     # A sphere of radius r at depth z reaches f r / sqrt(z^2 - r^2) <= f r / (z - r) pixels on the
     # optical axis; the margin covers the stretch of spheres up to ~20 degrees off it (1 / cos^2).
     reach = torch.where(z - radii > 1.0, margin * f * radii / (z - radii).clamp_min(1.0) + 1.0, INF)
+    return uv, reach
+
+
+def _tile_pairs(geom: HandGeometry, K: torch.Tensor, size: int):
+    """All (image, primitive, tile-row, tile-col) whose tile the primitive's silhouette may touch:
+    first by bounding box, then, for capsules, by the tile centre's 2D distance to the segment."""
+    B, P = geom.r.shape
+    uv, reach = _screen_discs(geom, K)
     lo, hi = uv - reach[..., None], uv + reach[..., None]
-    P = geom.r.shape[1]
-    lo_caps = torch.minimum(lo[:, :P], lo[:, P : 2 * P])
-    hi_caps = torch.maximum(hi[:, :P], hi[:, P : 2 * P])
-    lo = torch.cat([lo_caps, lo[:, 2 * P :]], 1)
-    hi = torch.cat([hi_caps, hi[:, 2 * P :]], 1)
-    return torch.cat([lo, hi], -1)
-
-
-def _tile_pairs(boxes: torch.Tensor, size: int):
-    """All (image, primitive, tile-row, tile-col) whose tile the primitive's box touches."""
+    lo = torch.cat([torch.minimum(lo[:, :P], lo[:, P : 2 * P]), lo[:, 2 * P :]], 1)
+    hi = torch.cat([torch.maximum(hi[:, :P], hi[:, P : 2 * P]), hi[:, 2 * P :]], 1)
     n_tiles = size // TILE
-    t0 = torch.floor(boxes[..., :2].clamp(-1, size) / TILE).clamp(0, n_tiles - 1)
-    t1 = torch.floor(boxes[..., 2:].clamp(-1, size) / TILE).clamp(0, n_tiles - 1)
-    on_screen = (boxes[..., 2] >= 0) & (boxes[..., 3] >= 0) & (boxes[..., 0] <= size - 1) & (boxes[..., 1] <= size - 1)
-    idx = torch.arange(n_tiles, dtype=boxes.dtype)
+    t0 = torch.floor(lo.clamp(-1, size) / TILE).clamp(0, n_tiles - 1)
+    t1 = torch.floor(hi.clamp(-1, size) / TILE).clamp(0, n_tiles - 1)
+    on_screen = (hi >= 0).all(-1) & (lo <= size - 1).all(-1)
+    idx = torch.arange(n_tiles, dtype=uv.dtype)
     in_x = (idx >= t0[..., 0, None]) & (idx <= t1[..., 0, None])  # (B, Q, T)
     in_y = (idx >= t0[..., 1, None]) & (idx <= t1[..., 1, None])
-    mask = in_y[..., :, None] & in_x[..., None, :] & on_screen[..., None, None]
-    return mask.nonzero(as_tuple=True)
+    bi, qi, ty, tx = (in_y[..., :, None] & in_x[..., None, :] & on_screen[..., None, None]).nonzero(as_tuple=True)
+
+    caps = qi < P
+    qc = qi.clamp(max=P - 1)
+    pa, pb = uv[bi, qc], uv[bi, P + qc]
+    centre = torch.stack([tx, ty], -1).to(uv.dtype) * TILE + (TILE - 1) / 2
+    seg = pb - pa
+    s = (((centre - pa) * seg).sum(-1) / (seg * seg).sum(-1).clamp_min(1e-9)).clamp(0, 1)
+    dist = (centre - pa - s[:, None] * seg).norm(dim=-1)
+    near = dist <= torch.maximum(reach[bi, qc], reach[bi, P + qc]) + TILE / 2**0.5
+    keep = ~caps | near
+    return bi[keep], qi[keep], ty[keep], tx[keep]
 
 
 def _parts(x: torch.Tensor):
@@ -85,7 +97,7 @@ def rasterize(geom: HandGeometry, K: torch.Tensor, size: int) -> Raster:
     B, P = geom.r.shape
     rays = pixel_rays(K, size)
     rays_soa = rays.reshape(-1, 3).T.contiguous()  # (3, B*S*S)
-    bi, qi, ty, tx = _tile_pairs(_screen_boxes(geom, K), size)
+    bi, qi, ty, tx = _tile_pairs(geom, K, size)
 
     off = torch.arange(TILE)
     pix = ((ty[:, None, None] * TILE + off[None, :, None]) * size + tx[:, None, None] * TILE + off[None, None, :]).reshape(len(bi), -1)
