@@ -1,0 +1,140 @@
+"""One frozen dataclass describes a run; its canonical JSON hash identifies the run everywhere
+(MLflow tag, checkpoints, dedupe). Presets are data: named sets of field values over the defaults.
+
+Defaults follow the paper where it speaks (SPEC sections 2-3): Adam lr 1e-4, betas (0.9, 0.999),
+lambda1 = lambda2 = 1, lambda3 = 0.1, IE+TE with r = 0.6, concat fusion, eq. 4 as written.
+Batch size and epochs are not given by the paper: presets decide.
+"""
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+
+from repro.model.config import ModelConfig
+
+MODES = ("baseline", "ie", "te", "iete")  # Table 4: no Branch2/L_Con; image only; text only; both
+AUGMENTATIONS = ("none", "normal-supervised", "normal-contrastive")  # Table 6's two readings
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    # data
+    source: str = "synth-frei"
+    targets: tuple[str, ...] = ("synth-stb", "synth-rhd")
+    data_root: str | None = None  # real datasets: a folder holding freihand/, rhd/, stb/
+    image_size: int = 128  # size of the stored crops; the model input is model.input_size
+    n_train: int | None = None  # None: the whole split
+    n_val: int | None = None
+    n_test: int | None = None
+    # CLIP
+    clip: str = "synthclip"
+    clip_checkpoint: str | None = None
+    mode: str = "iete"
+    ratio: float = 0.6  # r in f_CLIP = r f_CI + (1 - r) f_CT; forced to 1 (IE) or 0 (TE) by the mode
+    # model and losses
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lambda_heat: float = 1.0
+    lambda_pose: float = 1.0
+    lambda_con: float = 0.1
+    contrastive: str = "paper"  # "paper" (eq. 4 as written) or "triplet" (bounded)
+    augment: str = "none"
+    heatmap_sigma: float = 1.0  # in heatmap pixels at 32x32, scaled with the heatmap size
+    # optimisation
+    lr: float = 1e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    batch_size: int = 32
+    epochs: int = 10
+    seed: int = 0
+    preset: str = "custom"
+
+    def __post_init__(self):
+        checks = {
+            "mode": (self.mode in MODES, f"one of {MODES}"),
+            "augment": (self.augment in AUGMENTATIONS, f"one of {AUGMENTATIONS}"),
+            "contrastive": (self.contrastive in ("paper", "triplet"), "'paper' or 'triplet'"),
+            "ratio": (0.0 <= self.ratio <= 1.0, "a number in [0, 1]"),
+            "batch_size": (self.batch_size >= 2, "at least 2 (the contrastive loss needs a negative)"),
+            "epochs": (self.epochs >= 1, "at least 1"),
+        }
+        for name, (ok, expected) in checks.items():
+            if not ok:
+                raise ValueError(f"config field {name!r} = {getattr(self, name)!r}: expected {expected}")
+
+    @property
+    def effective_ratio(self) -> float:
+        return {"ie": 1.0, "te": 0.0}.get(self.mode, self.ratio)
+
+    @property
+    def uses_clip(self) -> bool:
+        return self.mode != "baseline"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    def flat(self) -> dict[str, object]:
+        """Dotted field -> value, for MLflow params."""
+        out = {}
+        for key, value in self.to_dict().items():
+            if isinstance(value, dict):
+                out.update({f"{key}.{k}": v for k, v in value.items()})
+            else:
+                out[key] = value
+        return out
+
+
+def _coerce(value: str, annotation):
+    """Parse a --set string into the field's type."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value.lower() in ("none", "null", ""):
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)))
+    if origin is tuple:
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if annotation is bool:
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value.lower() in ("true", "1")
+    return annotation(value)
+
+
+def with_overrides(config, overrides: dict[str, object]):
+    """A copy of a (nested) config with dotted-key overrides; values may be strings from --set."""
+    nested: dict[str, dict] = {}
+    direct = {}
+    hints = typing.get_type_hints(type(config))
+    for key, value in overrides.items():
+        head, _, rest = key.partition(".")
+        if head not in hints:
+            raise ValueError(f"unknown config field {head!r} in {key!r}; fields: {', '.join(hints)}")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            try:
+                direct[head] = _coerce(value, hints[head]) if isinstance(value, str) else value
+            except ValueError as err:
+                raise ValueError(f"config field {key!r}: {err}") from None
+            if isinstance(direct[head], list):
+                direct[head] = tuple(direct[head])
+    for head, sub in nested.items():
+        direct[head] = with_overrides(getattr(config, head), sub)
+    return dataclasses.replace(config, **direct)
+
+
+def from_dict(data: dict) -> RunConfig:
+    """Inverse of RunConfig.to_dict (re-creates a run from its logged parameters)."""
+    data = dict(data)
+    model = ModelConfig(**data.pop("model", {}))
+    return with_overrides(RunConfig(model=model), data)

@@ -1,0 +1,49 @@
+"""ModelConfig: the sizes and switches of f_H2D + f_PP (pure data; the run config holds one)."""
+
+from dataclasses import dataclass
+
+FUSIONS = ("concat", "sum")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the hand pose network (supplement Tables 1-2 at the defaults).
+
+    input_size: side of the square RGB crop; heatmaps are input_size // 8 on a side.
+    width: multiplies every conv / linear width of f_H2D and f_PP (rounded, at least 4), except the
+        21-channel heatmap outputs, the 63-d canonical-pose output and the three axis-angle heads.
+        width = 1.0 with input_size = 256 is the paper's network exactly.
+    branch2: build Branch2 (CLIP fusion + ProjectionHead) for the contrastive loss; False is the
+        paper's Baseline (no Branch2 parameters at all).
+    fusion: "concat" (e2 = FC'(concat(h, f_CLIP)), the paper's default) or "sum"
+        (e2 = FC''(h) + f_CLIP, with f_CLIP mapped linearly to the e-width when it differs).
+    clip_dim: dimension of f_CLIP (512 for ViT-B/32).
+    proj_dim: ProjectionHead output (128 in the paper; not scaled by width).
+    leaky_slope: negative slope of every LeakyReLU.
+    """
+
+    input_size: int = 256
+    width: float = 1.0
+    branch2: bool = True
+    fusion: str = "concat"
+    clip_dim: int = 512
+    proj_dim: int = 128
+    leaky_slope: float = 0.01
+
+    def __post_init__(self):
+        if self.input_size < 8 or self.input_size % 8:
+            raise ValueError(f"input_size must be a positive multiple of 8, got {self.input_size}")
+        if not self.width > 0:
+            raise ValueError(f"width must be positive, got {self.width}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.clip_dim < 1 or self.proj_dim < 1:
+            raise ValueError("clip_dim and proj_dim must be positive")
+
+    @property
+    def heatmap_size(self) -> int:
+        return self.input_size // 8
+
+    def ch(self, channels: int) -> int:
+        """A paper width scaled by `width`: round(channels * width), at least 4."""
+        return max(4, int(round(channels * self.width)))

@@ -1,0 +1,41 @@
+"""The suite's MLflow store: SQLite with an absolute URI under mlruns/ (MLflow's file store is
+deprecated), artifacts beside it. $REPRO_TRACKING_URI overrides it (e.g. a shared tracking server);
+not $MLFLOW_TRACKING_URI, which mlflow.set_tracking_uri itself writes into the environment."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import mlflow
+
+
+def mlruns_dir() -> Path:
+    return Path(os.environ.get("REPRO_MLRUNS", "mlruns")).absolute()
+
+
+def tracking_uri() -> str:
+    return os.environ.get("REPRO_TRACKING_URI") or f"sqlite:///{mlruns_dir() / 'mlflow.db'}"
+
+
+def experiment(name: str) -> str:
+    """Point MLflow at the suite's store and return the id of experiment `name`, creating it if needed."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        mlruns_dir().mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None if not uri.startswith("sqlite:///") else (mlruns_dir() / "artifacts" / name).as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def git_state() -> dict[str, str]:
+    """Commit and dirty flag of the working tree the code runs from ("unknown" outside git)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
+    return {"git_commit": commit, "git_dirty": str(bool(dirty)).lower()}

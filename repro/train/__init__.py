@@ -1,0 +1,1 @@
+"""Training one configuration: data in memory, the paper's losses, checkpoints, MLflow tracking."""

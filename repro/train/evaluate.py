@@ -1,0 +1,41 @@
+"""Evaluation per SPEC section 4 on one split: EPE (mean, median), 3D PCK over 0-50 mm, AUC 20-50 mm."""
+
+import torch
+import torch.nn.functional as F
+
+from repro.metrics import auc, epe_mm, epe_summary, pck_curve, pck_thresholds, predictions_to_mm
+
+
+def model_inputs(images: torch.Tensor, input_size: int, device) -> torch.Tensor:
+    """uint8 crops -> float model input in [-1, 1] at the model's input size."""
+    x = images.to(device, non_blocking=True).float().div_(255)
+    if x.shape[-1] != input_size:
+        x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", antialias=True, align_corners=False)
+    return x.sub_(0.5).div_(0.5)
+
+
+@torch.no_grad()
+def predict(model, images: torch.Tensor, input_size: int, device, batch_size: int = 128) -> torch.Tensor:
+    """Normalised root-relative coordinates (N, 21, 3) from Branch1 + f_PP only."""
+    model.eval()
+    out = []
+    for start in range(0, images.shape[0], batch_size):
+        x = model_inputs(images[start : start + batch_size], input_size, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out.append(model(x).coords.float().cpu())
+    return torch.cat(out)
+
+
+def pose_metrics(coords: torch.Tensor, xyz: torch.Tensor) -> dict:
+    """Metrics of normalised predictions against ground-truth camera-frame joints (mm)."""
+    pred_mm, gt_rel = predictions_to_mm(coords, xyz)
+    dists = epe_mm(pred_mm, gt_rel)
+    summary = epe_summary(dists)
+    curve = pck_curve(dists)
+    return {
+        "epe_mm": summary["mean"],
+        "epe_median_mm": summary["median"],
+        "auc_20_50": auc(curve),
+        "pck_curve": curve,
+        "pck_thresholds_mm": pck_thresholds(),
+    }

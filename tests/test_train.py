@@ -1,0 +1,84 @@
+"""The trainer: determinism, resume after an interruption, the NaN guard, dedupe by config hash."""
+
+import mlflow
+import pytest
+import torch
+
+import repro.train.loop as loop
+import repro.train.run as run_module
+from repro.presets import preset_config
+from repro.train.run import find_runs, train_run
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch, shared_cache):
+    """A fresh MLflow store per test; rendered data shared by the module."""
+    monkeypatch.setenv("REPRO_CACHE", str(shared_cache))
+    monkeypatch.setenv("REPRO_MLRUNS", str(tmp_path / "mlruns"))
+    monkeypatch.delenv("REPRO_TRACKING_URI", raising=False)
+    return tmp_path / "mlruns"
+
+
+def _baseline(**overrides):
+    return preset_config("tiny", {"mode": "baseline", "epochs": 3, **overrides})
+
+
+def test_same_config_same_metrics_and_resume_after_interruption(store, monkeypatch, tmp_path):
+    cfg = _baseline()
+    first = train_run(cfg)
+    assert first.status == "FINISHED" and not first.reused
+    assert first.metrics["val/epe_mm"] > 0 and "synth-stb/epe_mm" in first.metrics and "synth-rhd/auc_20_50" in first.metrics
+
+    # A second store: interrupt in epoch 2, then start again.
+    monkeypatch.setenv("REPRO_MLRUNS", str(tmp_path / "second"))
+    real_epoch = loop.train_epoch
+    calls = {"n": 0}
+
+    def dying_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("killed")
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "train_epoch", dying_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg)
+    interrupted = find_runs(cfg.hash)
+    assert len(interrupted) == 1 and interrupted[0].info.status != "FINISHED"
+
+    monkeypatch.setattr(run_module, "train_epoch", real_epoch)
+    resumed = train_run(cfg)
+    assert resumed.run_id == interrupted[0].info.run_id  # the same run, continued
+    history = mlflow.tracking.MlflowClient().get_metric_history(resumed.run_id, "train/loss")
+    assert [m.step for m in history] == [1, 2, 3]
+    for key, value in first.metrics.items():  # seeded + RNG restored: identical to the uninterrupted run
+        assert resumed.metrics[key] == pytest.approx(value, rel=1e-5), key
+
+
+def test_finished_config_is_reused_not_retrained(store, monkeypatch):
+    cfg = _baseline(epochs=1)
+    first = train_run(cfg)
+    monkeypatch.setattr(run_module, "train_epoch", lambda *a, **k: pytest.fail("a finished config was retrained"))
+    again = train_run(cfg)
+    assert again.reused and again.run_id == first.run_id
+    assert {k: again.metrics[k] for k in first.metrics} == pytest.approx(first.metrics)
+    run = mlflow.tracking.MlflowClient().get_run(first.run_id)
+    assert run.data.tags["config_hash"] == cfg.hash and run.data.params["model.width"] == "0.0625"
+    assert {"git_commit", "git_dirty", "preset", "data_digest/synth-frei"} <= set(run.data.tags)
+    assert len(run.inputs.dataset_inputs) == 4  # source train, val, and two targets
+    monkeypatch.setattr(run_module, "train_epoch", loop.train_epoch)
+    other = train_run(_baseline(epochs=1, seed=1))  # the seed is part of the hash
+    assert other.run_id != first.run_id
+
+
+def test_nan_loss_ends_the_run_as_failed_with_the_reason(store, monkeypatch):
+    monkeypatch.setattr(loop, "pose_loss", lambda pred, target: torch.tensor(float("nan")))
+    result = train_run(_baseline(epochs=1))
+    assert result.status == "FAILED"
+    run = mlflow.tracking.MlflowClient().get_run(result.run_id)
+    assert run.info.status == "FAILED" and "loss became nan" in run.data.tags["failure_reason"]
