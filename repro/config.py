@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 
 from repro.model.config import ModelConfig
 
+class ConfigError(ValueError):
+    """A config field or override that cannot be used; the message names the field and what was expected."""
+
+
 MODES = ("baseline", "ie", "te", "iete")  # Table 4: no Branch2/L_Con; image only; text only; both
 AUGMENTATIONS = ("none", "normal-supervised", "normal-contrastive")  # Table 6's two readings
 
@@ -49,6 +53,9 @@ class RunConfig:
     batch_size: int = 32
     epochs: int = 10
     seed: int = 0
+    # k > 0: k-fold cross-validation on the source training split only (`repro tune`); no target is read
+    cv_folds: int = 0
+    cv_fold: int = 0
     preset: str = "custom"
 
     def __post_init__(self):
@@ -59,10 +66,31 @@ class RunConfig:
             "ratio": (0.0 <= self.ratio <= 1.0, "a number in [0, 1]"),
             "batch_size": (self.batch_size >= 2, "at least 2 (the contrastive loss needs a negative)"),
             "epochs": (self.epochs >= 1, "at least 1"),
+            "cv_fold": (self.cv_folds == 0 or 0 <= self.cv_fold < self.cv_folds, "0 <= cv_fold < cv_folds"),
         }
         for name, (ok, expected) in checks.items():
             if not ok:
-                raise ValueError(f"config field {name!r} = {getattr(self, name)!r}: expected {expected}")
+                raise ConfigError(f"config field {name!r} = {getattr(self, name)!r}: expected {expected}")
+        self._canonicalise()
+
+    def _canonicalise(self) -> None:
+        """Fields a run does not use get one fixed value, so that equal trainings hash equal
+        (e.g. the Baseline of Table 4a and of Table 4b are one run)."""
+        fixed: dict[str, object] = {}
+        if self.mode in ("ie", "te"):
+            fixed["ratio"] = self.effective_ratio
+        contrastive = self.uses_clip or self.augment == "normal-contrastive"
+        if not self.uses_clip:
+            fixed.update(ratio=0.0, clip="none", clip_checkpoint=None, model=dataclasses.replace(self.model, fusion="concat"))
+        if not contrastive:
+            fixed.update(lambda_con=0.0, contrastive="paper")
+        fixed["model"] = dataclasses.replace(fixed.get("model", self.model), branch2=contrastive)
+        if self.cv_folds:
+            fixed["targets"] = ()
+        else:
+            fixed["cv_fold"] = 0
+        for name, value in fixed.items():
+            object.__setattr__(self, name, value)
 
     @property
     def effective_ratio(self) -> float:
@@ -118,14 +146,14 @@ def with_overrides(config, overrides: dict[str, object]):
     for key, value in overrides.items():
         head, _, rest = key.partition(".")
         if head not in hints:
-            raise ValueError(f"unknown config field {head!r} in {key!r}; fields: {', '.join(hints)}")
+            raise ConfigError(f"unknown config field {head!r} in {key!r}; fields: {', '.join(hints)}")
         if rest:
             nested.setdefault(head, {})[rest] = value
         else:
             try:
                 direct[head] = _coerce(value, hints[head]) if isinstance(value, str) else value
             except ValueError as err:
-                raise ValueError(f"config field {key!r}: {err}") from None
+                raise ConfigError(f"config field {key!r}: {err}") from None
             if isinstance(direct[head], list):
                 direct[head] = tuple(direct[head])
     for head, sub in nested.items():

@@ -5,7 +5,7 @@
 - paper: the paper's sizes (256 px, full width) for a GPU; batch size and epochs are our choice.
 """
 
-from repro.config import RunConfig, with_overrides
+from repro.config import ConfigError, RunConfig, with_overrides
 
 PRESETS: dict[str, dict[str, object]] = {
     "tiny": {
@@ -25,6 +25,6 @@ PRESETS: dict[str, dict[str, object]] = {
 
 def preset_config(name: str, overrides: dict[str, object] | None = None) -> RunConfig:
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     base = with_overrides(RunConfig(), {**PRESETS[name], "preset": name})
     return with_overrides(base, overrides or {})

@@ -82,3 +82,25 @@ def test_nan_loss_ends_the_run_as_failed_with_the_reason(store, monkeypatch):
     assert result.status == "FAILED"
     run = mlflow.tracking.MlflowClient().get_run(result.run_id)
     assert run.info.status == "FAILED" and "loss became nan" in run.data.tags["failure_reason"]
+
+
+def test_training_on_the_real_dataset_formats(store, tmp_path, capsys):
+    """`repro train --source freihand --targets stb,rhd --data-root PATH` on files in the real formats."""
+    import json
+
+    import fixtures_real as fx
+
+    from repro.cli import main
+
+    root = tmp_path / "data"
+    for name, write in (("freihand", fx.write_freihand), ("rhd", fx.write_rhd), ("stb", fx.write_stb)):
+        (root / name).mkdir(parents=True)
+        write(root / name)
+    argv = ["train", "--preset", "tiny", "--source", "freihand", "--targets", "stb,rhd", "--data-root", str(root),
+            "--set", "mode=baseline", "--set", "batch_size=4", "--set", "epochs=1"]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "FINISHED"
+    assert {"val/epe_mm", "stb/epe_mm", "rhd/epe_mm", "rhd/auc_20_50"} <= set(result["metrics"])
+    run = mlflow.tracking.MlflowClient().get_run(result["run_id"])
+    assert run.data.params["source"] == "freihand" and run.data.params["targets"] == "('stb', 'rhd')"

@@ -4,10 +4,12 @@ import argparse
 import sys
 from importlib import import_module
 
+from repro.clip.errors import ClipError
+from repro.config import ConfigError
 from repro.data.errors import DataError
 
 # Command groups, in the order `repro --help` lists them.
-COMMAND_MODULES = ("repro.cli.data",)
+COMMAND_MODULES = ("repro.cli.data", "repro.cli.clip", "repro.cli.train", "repro.cli.tables")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +24,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except DataError as err:
+    except (DataError, ClipError, ConfigError) as err:
         print(f"repro: error: {err}", file=sys.stderr)
         return 2

@@ -15,13 +15,14 @@ def _config_args(parser) -> None:
 
 
 def config_from_args(args):
+    from repro.config import ConfigError
     from repro.presets import preset_config
 
     overrides = {}
     for item in args.overrides:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         overrides[key.strip()] = value.strip()
     for flag, key in (("source", "source"), ("targets", "targets"), ("data_root", "data_root"), ("clip", "clip"), ("clip_checkpoint", "clip_checkpoint")):
         if getattr(args, flag) is not None:

@@ -1,5 +1,7 @@
 """A dataset's split as tensors in memory, by role (train / val / test) and dataset name."""
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,18 @@ class SplitTensors:
 
     def __len__(self) -> int:
         return self.images.shape[0]
+
+    def subset(self, mask: torch.Tensor, label: str) -> "SplitTensors":
+        """The samples where `mask` is true, e.g. one cross-validation fold."""
+        digest = hashlib.sha256(f"{self.digest}:{label}".encode()).hexdigest()
+        return dataclasses.replace(self, split=f"{self.split}[{label}]", images=self.images[mask], xyz=self.xyz[mask],
+                                   uv=self.uv[mask], visible=self.visible[mask], digest=digest)  # fmt: skip
+
+
+def cv_split(train: SplitTensors, folds: int, fold: int) -> tuple[SplitTensors, SplitTensors, torch.Tensor]:
+    """(train without fold k, fold k, the fold's mask): samples are dealt to folds in turn (index mod k)."""
+    held_out = torch.arange(len(train)) % folds == fold
+    return train.subset(~held_out, f"cv{fold}of{folds}-train"), train.subset(held_out, f"cv{fold}of{folds}-val"), held_out
 
 
 def load_split(name: str, role: str, n: int | None, size: int, data_root: str | None) -> SplitTensors:

@@ -22,7 +22,7 @@ from repro.geometry3d import normalize_pose
 from repro.model.hand_pose import HandPoseModel
 from repro.paths import cache_dir
 from repro.tracking import experiment, git_state, mlruns_dir
-from repro.train.data import load_split
+from repro.train.data import cv_split, load_split
 from repro.train.evaluate import pose_metrics, predict
 from repro.train.loop import ClipFeatures, TrainingDiverged, TrainState, load_checkpoint, save_checkpoint, seed_everything, train_epoch
 
@@ -90,9 +90,13 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
 
     device = device_for_training()
     train = load_split(cfg.source, "train", cfg.n_train, cfg.image_size, cfg.data_root)
-    val = load_split(cfg.source, "val", cfg.n_val, cfg.image_size, cfg.data_root)
-    targets = [load_split(t, "test", cfg.n_test, cfg.image_size, cfg.data_root) for t in cfg.targets]
     clip, clip_tags = _clip_features(cfg, train)
+    if cfg.cv_folds:  # validate on a fold of the source training split; never look at a target
+        train, val, held_out = cv_split(train, cfg.cv_folds, cfg.cv_fold)
+        clip = ClipFeatures(clip.image[~held_out], clip.text) if clip is not None else None
+    else:
+        val = load_split(cfg.source, "val", cfg.n_val, cfg.image_size, cfg.data_root)
+    targets = [load_split(t, "test", cfg.n_test, cfg.image_size, cfg.data_root) for t in cfg.targets]
 
     needs_branch2 = cfg.uses_clip or cfg.augment == "normal-contrastive"
     clip_dim = clip.image.shape[1] if clip is not None else cfg.model.clip_dim

@@ -1,0 +1,50 @@
+"""`repro clip eval`: does a CLIP tell apart the styles of held-out renders, zero-shot?
+
+For each image we rank the 3,920 prompts by cosine similarity and read the words of the best one:
+hand-colour top-1 is right if its hand colour is the image's; background top-1 is right if its
+colour-slot word is the image's backdrop word, or its lighting word when the render is bright or
+dark (the captions use either, so both are true descriptions). Chance is 1/7 and about 1/17.
+Image->text R@1/R@5 rank the distinct captions of the evaluated images against each image; the
+image's own caption counts as found at rank r if fewer than r captions score strictly higher.
+"""
+
+from typing import Sequence
+
+import torch
+
+from repro.clip.encoders import ClipEncoder
+from repro.clip.features import image_features, text_features
+from repro.clip.prompts import all_parts
+
+
+def _background_right(slot: str, style: dict) -> bool:
+    return slot == style["backdrop"] or (style["lighting"] != "normal" and slot == style["lighting"])
+
+
+def evaluate(encoder: ClipEncoder, dataset: Sequence, batch_size: int = 64) -> dict:
+    """Zero-shot style accuracy and caption retrieval of `encoder` on `dataset` (captioned, styled)."""
+    images = image_features(encoder, dataset, batch_size)
+    samples = [dataset[i] for i in range(len(dataset))]
+    styles = [s.meta["style"] for s in samples]
+
+    parts = all_parts()
+    best = (images @ text_features(encoder).T).argmax(dim=1).tolist()
+    colour_hits = [parts[b].hand_colour == st["hand_colour"] for b, st in zip(best, styles)]
+    background_hits = [_background_right(parts[b].slot, st) for b, st in zip(best, styles)]
+
+    position = {c: i for i, c in enumerate(dict.fromkeys(s.caption for s in samples))}
+    captions = list(position)
+    own = torch.tensor([position[s.caption] for s in samples])
+    scores = images @ text_features(encoder, captions).T
+    rank = (scores > scores.gather(1, own[:, None])).sum(dim=1)
+
+    return {
+        "clip": encoder.identity,
+        "weights": encoder.weights_digest[:12],
+        "n": len(samples),
+        "hand_colour_top1": sum(colour_hits) / len(samples),
+        "background_top1": sum(background_hits) / len(samples),
+        "n_captions": len(captions),
+        "i2t_R@1": (rank < 1).float().mean().item(),
+        "i2t_R@5": (rank < 5).float().mean().item(),
+    }

@@ -1,0 +1,106 @@
+"""Pre-training synthclip (captions drawn afresh, MLflow, checkpoint reuse) and the zero-shot evaluation."""
+
+import json
+import math
+import random
+from dataclasses import replace
+
+import pytest
+from fixtures_clip import FakeCaptionedDataset, FakeEncoder
+
+from repro.cli import main
+from repro.clip import pretrain as pretrain_module
+from repro.clip import synthclip
+from repro.clip.encoders import build_encoder
+from repro.clip.pretrain import PRESETS, fresh_caption, pretrain, recipe, reusable_manifest
+from repro.clip.prompts import HANDS, HEADS, all_prompts
+from repro.clip.store import file_sha256
+from repro.clip.zeroshot import evaluate
+
+
+def test_fresh_captions_name_backdrop_or_lighting():
+    rng, prompts = random.Random(0), set(all_prompts())
+    normal = {"hand_colour": "black", "backdrop": "flower", "lighting": "normal", "scene": "room"}
+    dark = {**normal, "lighting": "dark"}
+    normal_captions = [fresh_caption(normal, rng) for _ in range(200)]
+    dark_captions = [fresh_caption(dark, rng) for _ in range(200)]
+    assert set(normal_captions) | set(dark_captions) <= prompts
+    assert all(c.endswith("black hand with flower room") or c.endswith("black right hand with flower room") for c in normal_captions)
+    assert {c.split(" with ")[1] for c in dark_captions} == {"flower room", "dark room"}
+    # Heads and hand words are drawn afresh: all 7 x 2 combinations show up.
+    assert len(set(normal_captions)) == len(HEADS) * len(HANDS)
+
+
+def test_zero_shot_of_a_perfect_encoder(repro_cache):
+    dataset = FakeCaptionedDataset(21)
+    result = evaluate(FakeEncoder(), dataset)
+    assert result["n"] == 21 and result["n_captions"] == 21
+    assert (result["hand_colour_top1"], result["background_top1"], result["i2t_R@1"], result["i2t_R@5"]) == (1.0, 1.0, 1.0, 1.0)
+
+
+def test_zero_shot_counts_the_lighting_word_and_misses_wrong_colours(repro_cache):
+    dataset = FakeCaptionedDataset(21)
+    # Naming bright/dark renders by their light is a right answer for the background word.
+    assert evaluate(FakeEncoder(say_lighting=True), dataset)["background_top1"] == 1.0
+    shifted = evaluate(FakeEncoder(weights_digest="1" * 64, colour_shift=1), dataset)
+    assert shifted["hand_colour_top1"] == 0.0 and shifted["background_top1"] == 1.0
+
+
+def _fake_open_dataset(name, root=None, split=None, n=None):
+    assert name == "synth-clip"
+    return FakeCaptionedDataset(n, digest=f"fake-{split}-{n}")
+
+
+@pytest.mark.slow
+def test_pretrain_logs_stores_and_reuses(repro_cache, tmp_path, monkeypatch, capsys):
+    import mlflow
+
+    preset = PRESETS["tiny"]
+    train_set, val_set = _fake_open_dataset("synth-clip", split="train", n=preset.n_train), _fake_open_dataset("synth-clip", split="val", n=preset.n_val)
+    manifest, reused = pretrain(train_set, val_set, preset, mlruns=tmp_path / "mlruns")
+
+    assert not reused
+    assert manifest["recipe"] == recipe(train_set, val_set, preset, seed=0)
+    assert manifest["weights_sha256"] == file_sha256(synthclip.checkpoint_path())
+    assert json.loads(synthclip.manifest_path().read_text()) == manifest
+    metrics = manifest["metrics"]
+    assert metrics["n"] == preset.n_val and metrics["clip"] == "synthclip"
+    assert all(0.0 <= metrics[k] <= 1.0 for k in ("hand_colour_top1", "background_top1", "i2t_R@1", "i2t_R@5"))
+    assert metrics["i2t_R@1"] <= metrics["i2t_R@5"]
+
+    # The run is in MLflow: parameters, a loss per step, the final metrics.
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlruns'}/mlflow.db")
+    run = client.get_run(manifest["mlflow_run_id"])
+    assert client.get_experiment(run.info.experiment_id).name == "clip-pretrain"
+    assert run.data.params["steps"] == str(preset.steps) and run.data.params["train_data"] == train_set.digest
+    losses = client.get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in losses] == list(range(preset.steps)) and all(m.value > 0 for m in losses)
+    assert run.data.metrics["hand_colour_top1"] == metrics["hand_colour_top1"]
+
+    # `--clip synthclip` now loads those weights.
+    encoder = build_encoder("synthclip")
+    assert encoder.weights_digest == manifest["weights_sha256"] and encoder.dim == 256
+
+    # The CLI reuses the checkpoint for the same recipe (training would fail here), and `eval`
+    # reproduces the stored metrics from the cached features.
+    monkeypatch.setattr("repro.data.registry.open_dataset", _fake_open_dataset)
+    monkeypatch.setattr(pretrain_module, "train", lambda *a, **k: pytest.fail("retrained"))
+    assert main(["clip", "pretrain", "--preset", "tiny", "--mlruns", str(tmp_path / "mlruns")]) == 0
+    assert "synthclip reused" in capsys.readouterr().out
+    assert main(["clip", "eval", "--n", str(preset.n_val)]) == 0
+    assert json.loads(capsys.readouterr().out) == {**metrics, "weights": manifest["weights_sha256"][:12]}
+
+    # Another recipe does not match the stored manifest.
+    assert reusable_manifest(recipe(train_set, val_set, preset, seed=1)) is None
+    assert reusable_manifest(recipe(train_set, val_set, replace(preset, steps=7), seed=0)) is None
+    synthclip.checkpoint_path().write_bytes(b"tampered")
+    assert reusable_manifest(manifest["recipe"]) is None
+
+
+def test_train_learns_a_small_dataset():
+    """With the whole dataset in every batch, open_clip's contrastive loss falls within a few steps."""
+    losses = []
+    preset = replace(PRESETS["tiny"], steps=12, batch=8, lr=3e-4, warmup=2)
+    pretrain_module.train(FakeCaptionedDataset(8), preset, on_loss=lambda step, loss: losses.append(loss))
+    assert len(losses) == 12 and abs(losses[0] - math.log(8)) < 0.3  # starts near chance, ln 8
+    assert max(losses[-3:]) < 1.5

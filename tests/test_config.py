@@ -1,0 +1,51 @@
+"""The run config: hash identity, canonical fields, overrides, presets."""
+
+import pytest
+
+from repro.config import RunConfig, from_dict, with_overrides
+from repro.presets import PRESETS, preset_config
+
+
+def test_hash_is_stable_and_follows_every_field_that_matters():
+    cfg = preset_config("small")
+    assert cfg.hash == preset_config("small").hash and len(cfg.hash) == 16
+    assert with_overrides(cfg, {"seed": "1"}).hash != cfg.hash
+    assert with_overrides(cfg, {"model.width": "0.5"}).hash != cfg.hash
+    assert with_overrides(cfg, {"ratio": "0.9"}).hash != cfg.hash
+
+
+def test_unused_fields_are_canonical_so_equal_trainings_share_a_hash():
+    base = preset_config("small", {"mode": "baseline"})
+    assert preset_config("small", {"mode": "baseline", "ratio": "0.9", "lambda_con": "1", "clip": "ViT-B-32:openai"}).hash == base.hash
+    assert base.clip == "none" and not base.model.branch2 and base.lambda_con == 0.0
+    assert preset_config("small", {"mode": "te", "ratio": "0.9"}).ratio == 0.0
+    assert preset_config("small", {"mode": "ie", "ratio": "0.4"}).hash == preset_config("small", {"mode": "ie"}).hash
+    contrast = preset_config("small", {"mode": "baseline", "augment": "normal-contrastive"})
+    assert contrast.model.branch2 and contrast.lambda_con == 0.1
+    cv = preset_config("small", {"cv_folds": "5", "cv_fold": "2"})
+    assert cv.targets == () and cv.cv_fold == 2
+
+
+def test_overrides_are_typed_and_bad_ones_are_named():
+    cfg = with_overrides(RunConfig(), {"targets": "stb,rhd", "n_train": "none", "model.width": "0.5", "epochs": "3"})
+    assert cfg.targets == ("stb", "rhd") and cfg.n_train is None and cfg.model.width == 0.5 and cfg.epochs == 3
+    with pytest.raises(ValueError, match="unknown config field 'epoch'"):
+        with_overrides(RunConfig(), {"epoch": "3"})
+    with pytest.raises(ValueError, match="'mode'"):
+        with_overrides(RunConfig(), {"mode": "clip"})
+    with pytest.raises(ValueError, match="'epochs'"):
+        with_overrides(RunConfig(), {"epochs": "three"})
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset_config("huge")
+
+
+def test_a_run_is_recreated_from_its_logged_config():
+    cfg = preset_config("tiny", {"mode": "iete", "ratio": "0.9", "targets": "synth-rhd"})
+    assert from_dict(cfg.to_dict()) == cfg and from_dict(cfg.to_dict()).hash == cfg.hash
+
+
+def test_presets_scale_only_sizes():
+    sizes = {"image_size", "n_train", "n_val", "n_test", "batch_size", "epochs", "model.input_size", "model.width"}
+    assert all(set(p) <= sizes for p in PRESETS.values())
+    paper = preset_config("paper")
+    assert paper.model.input_size == 256 and paper.model.width == 1.0 and paper.lr == 1e-4 and paper.lambda_con == 0.1
