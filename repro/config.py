@@ -45,7 +45,9 @@ class RunConfig:
     lambda_con: float = 0.1
     contrastive: str = "paper"  # "paper" (eq. 4 as written) or "triplet" (bounded)
     augment: str = "none"
-    heatmap_sigma: float = 1.0  # in heatmap pixels at 32x32, scaled with the heatmap size
+    # Gaussian heatmap targets, sigma in heatmap pixels at every size: scaled down with a small grid
+    # (8x8 at 64 px) it would fall below a pixel and the targets would vanish between pixel centres.
+    heatmap_sigma: float = 1.0
     # optimisation
     lr: float = 1e-4
     beta1: float = 0.9

@@ -76,7 +76,7 @@ def load_checkpoint(path: Path, state: TrainState) -> None:
 def _targets(cfg: RunConfig, uv, visible, xyz, heatmap_size: int):
     scale = cfg.model.input_size / cfg.image_size
     uv_in = (uv + 0.5) * scale - 0.5
-    heat = gaussian_heatmaps(uv_in, visible, cfg.model.input_size, heatmap_size, cfg.heatmap_sigma * heatmap_size / 32)
+    heat = gaussian_heatmaps(uv_in, visible, cfg.model.input_size, heatmap_size, cfg.heatmap_sigma)
     return heat, normalize_pose(xyz)[0]
 
 

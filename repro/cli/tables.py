@@ -1,0 +1,63 @@
+"""`repro table3` ... `repro table6` (one command per spec in studies/), `repro all`, `repro tune`.
+
+Each table is an Optuna study of its rows x seeds (repro.studies); a finished config is reused
+across tables, a killed study resumes where it stopped. Exit status 0 when every cell finished.
+"""
+
+from repro.cli.train import _config_args, config_from_args
+
+
+def _study_args(parser) -> None:
+    _config_args(parser)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    parser.add_argument("--storage", help="Optuna storage URL shared by workers on several machines (e.g. postgresql://user@host/db; "
+                        "with REPRO_TRACKING_URI=http://mlflow-server); default: a journal file under mlruns/optuna/")  # fmt: skip
+
+
+def register(sub) -> None:
+    from repro.studies.spec import spec_names
+
+    names = spec_names()
+    for name in names:
+        table = sub.add_parser(name, help=f"reproduce the paper's {name} as a study (studies/{name}.toml)")
+        _study_args(table)
+        table.add_argument("--seeds", type=int, help="seeds per cell (default: the spec's)")
+        table.set_defaults(func=_tables, tables=[name])
+    every = sub.add_parser("all", help=f"every table in order ({', '.join(names)}); each distinct config trains once per seed")
+    _study_args(every)
+    every.add_argument("--seeds", type=int, help="seeds per cell (default: each spec's)")
+    every.set_defaults(func=_tables, tables=names)
+
+    tune = sub.add_parser("tune", help="choose r and lambda3 by k-fold cross-validation on the source (never a target)")
+    _study_args(tune)
+    tune.add_argument("--folds", type=int, default=5, help="k of k-fold (default 5)")
+    tune.add_argument("--trials", type=int, help="grid points to evaluate (default: all)")
+    tune.add_argument("--params", default="ratio,lambda_con", help="parameters to choose, from ratio,lambda_con (default: both)")
+    tune.set_defaults(func=_tune)
+
+
+def _tables(args) -> int:
+    from repro.studies.results import format_results, log_results, results_frame
+    from repro.studies.runner import missing_cells
+    from repro.studies.table import run_tables
+
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
+    complete = True
+    for plan, session in run_tables(args.tables, config_from_args(args), args.seeds, targets, args.workers, args.storage):
+        frame = results_frame(plan, session.study)
+        text = format_results(plan, frame)
+        log_results(session, frame, text)
+        print(text + "\n")
+        complete = complete and not missing_cells(session)
+    return 0 if complete else 1
+
+
+def _tune(args) -> int:
+    from repro.studies.runner import missing_cells, run_study
+    from repro.studies.tune import TunePlan, format_tune, tune_frame
+
+    params = tuple(p.strip() for p in args.params.split(",") if p.strip())
+    plan = TunePlan(config_from_args(args), args.folds, params, args.trials)
+    session = run_study(plan, args.workers, args.storage)
+    print(format_tune(plan, tune_frame(plan, session.study)))
+    return 0 if not missing_cells(session) else 1

@@ -1,0 +1,64 @@
+"""The results of a table study as a pandas frame, our numbers beside the paper's.
+
+One row per (table row, paper column), indexed by (row, column): target, mean, std (sample
+standard deviation over seeds, NaN for one seed), n (seeds with a finished cell), paper, diff
+(mean - paper), status ("ok", "partial k/N", "missing", or "paper only" for rows of another method),
+the config hashes and MLflow run ids it was read from, and the row's note. A missing cell is NaN
+with n = 0, never 0. Values come from the study's COMPLETE trials (their "metrics" attr).
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+
+def results_frame(plan, study) -> pd.DataFrame:
+    complete = {t.user_attrs["cell"]: t.user_attrs for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+    records = []
+    for row in plan.spec.rows:
+        for col, target in plan.targets.items():
+            cells = [complete.get(plan.cell_key(row.name, s)) for s in plan.seed_values()] if row.reproduced else []
+            cells = [c for c in cells if c is not None]
+            values = [c["metrics"][col] for c in cells]
+            n = len(values)
+            mean = float(np.mean(values)) if values else math.nan
+            paper = row.paper.get(col, math.nan)
+            if not row.reproduced:
+                status = "paper only"
+            else:
+                status = "ok" if n == plan.seeds else "missing" if n == 0 else f"partial {n}/{plan.seeds}"
+            records.append({
+                "row": row.name, "column": col, "target": target, "mean": mean,
+                "std": float(np.std(values, ddof=1)) if n > 1 else math.nan, "n": n, "paper": paper,
+                "diff": mean - paper, "status": status,
+                "config_hashes": ",".join(dict.fromkeys(c["config_hashes"][col] for c in cells)),
+                "run_ids": ",".join(c["run_ids"][col] for c in cells), "note": row.note,
+            })  # fmt: skip
+    return pd.DataFrame.from_records(records).set_index(["row", "column"])
+
+
+def _world_note(plan) -> str:
+    """Say where the numbers come from: on the synthetic world they are not the paper's datasets."""
+    mapping = ", ".join(f"{col} -> {target}" for col, target in plan.targets.items())
+    if plan.base.source.startswith("synth-") or any(t.startswith("synth-") for t in plan.targets.values()):
+        return (f"mean/std: this suite, trained on {plan.base.source}, evaluated on {mapping} -- the synthetic hand world, "
+                f"not the paper's FreiHAND/STB/RHD; 'paper' is the paper's number on the real dataset.")  # fmt: skip
+    return f"mean/std: this suite, trained on {plan.base.source}, evaluated on {mapping}."
+
+
+def format_results(plan, frame: pd.DataFrame) -> str:
+    shown = frame[["target", "mean", "std", "n", "paper", "diff", "status"]]
+    table = shown.to_string(float_format=lambda v: f"{v:.2f}", na_rep="-")
+    notes = [f"  {name}: {note}" for name, note in frame["note"].groupby(level="row", sort=False).first().items() if note]
+    header = f"{plan.spec.title}  [study {plan.study_name}, {plan.spec.metric}, {plan.seeds} seed(s), preset {plan.base.preset}]"
+    return "\n".join([header, table, _world_note(plan), *(["notes:", *notes] if notes else [])])
+
+
+def log_results(session, frame: pd.DataFrame, text: str) -> None:
+    """Attach the frame (CSV) and its printed form to the study's parent MLflow run."""
+    client = MlflowClient()
+    client.log_text(session.parent_run_id, frame.to_csv(), f"results/{session.plan.study_name}.csv")
+    client.log_text(session.parent_run_id, text, f"results/{session.plan.study_name}.txt")

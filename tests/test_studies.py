@@ -1,0 +1,329 @@
+"""The table studies: specs, `repro table4a` end to end, dedupe across tables, retry, resume after kill -9, tune.
+
+Everything but the end-to-end test trains with tests/fake_trainer.py (same contract and MLflow
+dedupe as train_run, no torch), so the study machinery is what these tests time.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+import fake_trainer
+from repro.cli import main
+from repro.config import ConfigError
+from repro.presets import preset_config
+from repro.studies import locks
+from repro.studies.results import results_frame
+from repro.studies.runner import EXPERIMENT, TRAIN_EXPERIMENT, open_storage, run_study
+from repro.studies.spec import SpecError, load_spec, load_table, spec_names
+from repro.studies.table import TablePlan, run_tables
+from repro.studies.tune import TunePlan, chosen, tune_frame
+from repro.tracking import experiment
+
+TESTS = Path(__file__).parent
+REPO = TESTS.parent
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch, shared_cache):
+    """A fresh MLflow store and study journal per test; rendered data shared by the module."""
+    monkeypatch.setenv("REPRO_CACHE", str(shared_cache))
+    monkeypatch.setenv("REPRO_MLRUNS", str(tmp_path / "mlruns"))
+    monkeypatch.delenv("REPRO_TRACKING_URI", raising=False)
+    monkeypatch.delenv("REPRO_TRAINER", raising=False)
+    return tmp_path / "mlruns"
+
+
+class CountingTrainer:
+    """fake_trainer.train, counting the configs it really trained (not the reuses)."""
+
+    def __init__(self, fail: dict[str, int] | None = None):
+        self.trained = Counter()
+        self.fail = dict(fail or {})  # config hash -> how many first calls fail
+
+    def __call__(self, cfg, parent_run_id=None, extra_tags=None):
+        if self.fail.get(cfg.hash, 0) > 0:
+            self.fail[cfg.hash] -= 1
+            raise RuntimeError(f"injected failure of {cfg.hash}")
+        result = fake_trainer.train(cfg, parent_run_id, extra_tags)
+        if not result.reused:
+            self.trained[cfg.hash] += 1
+        return result
+
+
+def _study(plan):
+    return optuna.load_study(study_name=plan.study_name, storage=open_storage(None, plan.journal))
+
+
+def test_train_experiment_name_matches_the_trainer():
+    from repro.train.run import EXPERIMENT as trainer_experiment
+
+    assert TRAIN_EXPERIMENT == trainer_experiment
+
+
+def test_specs_give_21_cell_configs_and_14_distinct():
+    base = preset_config("tiny")
+    assert spec_names() == ["table3", "table4a", "table4b", "table5", "table6"]
+    per_table, distinct = 0, set()
+    for name in spec_names():
+        plan = TablePlan(load_table(name), base)
+        for cell in plan.cells():
+            hashes = {cfg.hash for cfg in plan.configs(plan.spec.row(cell.attrs["row"]), cell.attrs["seed"]).values()}
+            per_table += len(hashes)
+            distinct |= hashes
+    assert (per_table, len(distinct)) == (21, 14)
+    # "Ours" reads the r = 0.6 run for STB and the r = 0.9 run for RHD: the Table 4a rows' runs.
+    t3, t4a = TablePlan(load_table("table3"), base), TablePlan(load_table("table4a"), base)
+    ours = t3.configs(t3.spec.row("Ours"), 0)
+    assert ours["STB"].hash == t4a.configs(t4a.spec.row("IE+TE r=0.6"), 0)["STB"].hash
+    assert ours["RHD"].hash == t4a.configs(t4a.spec.row("IE+TE r=0.9"), 0)["RHD"].hash
+    assert [c.key for c in t3.cells()] == ["Ours | seed 0"]  # Zhang et al. is paper-only: no cell
+    # The seed is part of the hash; several seeds make seed-major cells.
+    three = TablePlan(load_table("table4a"), base, seeds=3)
+    assert len(three.cells()) == 18 and three.cells()[6].key == "Baseline | seed 1"
+    assert three.configs(three.spec.row("IE"), 1)["STB"].hash != t4a.configs(t4a.spec.row("IE"), 0)["STB"].hash
+    # A plan survives the trip to a worker process.
+    again = TablePlan.from_json(three.to_json())
+    assert again.study_name == three.study_name == "table4a-tiny" and [c.key for c in again.cells()] == [c.key for c in three.cells()]
+    assert TablePlan(load_table("table4a"), preset_config("tiny", {"epochs": 1})).study_name.startswith("table4a-tiny-")
+    # --targets maps the paper's columns, in order, to other datasets: another study.
+    real = TablePlan.from_args("table4a", base, targets=["stb", "rhd"])
+    assert real.targets == {"STB": "stb", "RHD": "rhd"} and real.study_name.startswith("table4a-tiny-")
+    assert real.configs(real.spec.row("IE"), 0)["RHD"].targets == ("stb", "rhd")
+    with pytest.raises(ConfigError, match="table4a has 2 columns"):
+        TablePlan.from_args("table4a", base, targets=["stb"])
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[[rows]]\nname = "A"\nset = { ratoi = 0.5 }\n', "rows[0] ('A').set: unknown config field 'ratoi'"),
+        ('[[rows]]\nname = "A"\nset = { model.fusion = "product" }\n', "rows[0] ('A').set: fusion must be one of"),
+        ('[[rows]]\nname = "A"\npaper = { LSP = 3.0 }\n', "rows[0] ('A').paper: columns ['LSP'] are not in [columns]"),
+        ('seeds = 0\n[[rows]]\nname = "A"\n', ".seeds: expected an integer >= 1"),
+        ('[[rows]]\nname = "A"\n[[rows]]\nname = "A"\n', ".rows: row names must be unique"),
+        ('[[rows]]\nname = "A"\nreproduced = false\nset = { mode = "ie" }\n', "a paper-only row (reproduced = false) has no set"),
+        ('[[rows]]\nname = "A"\nset = { epochs = 2.5 }\n', "rows[0] ('A').set: config field 'epochs'"),
+        ("rows = [\n", "bad.toml: "),
+    ],
+)
+def test_spec_errors_name_the_file_and_the_field(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+    assert isinstance(err.value, ConfigError)  # the CLI prints it as an error, no traceback
+
+
+@pytest.mark.slow
+def test_repro_table4a_tiny_end_to_end(store, tmp_path, capsys, request):
+    """Real tiny trainings (random-weights synthclip for the IE rows) through `repro table4a`."""
+    from fixtures_clip import save_random_open_clip
+
+    checkpoint = tmp_path / "synthclip-random.pt"
+    save_random_open_clip("synthclip", checkpoint)
+    # One intra-op thread: on two shared cores, torch's spinning worker threads slow tiny batches tenfold.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
+    argv = ["table4a", "--preset", "tiny", "--clip-checkpoint", str(checkpoint), "--set", "epochs=1", "--set", "n_train=32",
+            "--set", "n_val=16", "--set", "n_test=16", "--set", "batch_size=8"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Table 4(a)" in out and "IE+TE r=0.4" in out and "47.25" in out and "synthetic hand world" in out
+
+    plan = TablePlan.from_args("table4a", preset_config("tiny", {"clip_checkpoint": str(checkpoint), "epochs": 1, "n_train": 32,
+                                                                 "n_val": 16, "n_test": 16, "batch_size": 8}))  # fmt: skip
+    study = _study(plan)
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert sorted(t.user_attrs["cell"] for t in trials) == sorted(c.key for c in plan.cells()) and len(trials) == 6
+    client = MlflowClient()
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    parent_run = client.get_run(parent)
+    assert parent_run.info.status == "FINISHED" and parent_run.data.tags["study"] == plan.study_name
+    assert client.get_experiment(parent_run.info.experiment_id).name == EXPERIMENT
+    for trial in trials:  # trial -> run ids; run -> study, trial number, parent
+        run_id = trial.user_attrs["run_ids"]["STB"]
+        assert trial.user_attrs["run_ids"]["RHD"] == run_id and trial.user_attrs["runs"][0]["run_id"] == run_id
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent
+        assert run.data.tags["study"] == plan.study_name and run.data.tags["study_trial"] == str(trial.number)
+        assert run.data.tags["config_hash"] == trial.user_attrs["config_hashes"]["STB"]
+        assert trial.value == pytest.approx((run.data.metrics["synth-stb/epe_mm"] + run.data.metrics["synth-rhd/epe_mm"]) / 2)
+
+    frame = results_frame(plan, study)
+    assert len(frame) == 12 and (frame["n"] == 1).all() and (frame["status"] == "ok").all() and frame["mean"].notna().all()
+    assert frame.loc[("IE+TE r=0.6", "RHD"), "paper"] == 47.34
+    assert frame.loc[("IE", "STB"), "diff"] == pytest.approx(frame.loc[("IE", "STB"), "mean"] - 35.00)
+    artifacts = [a.path for a in client.list_artifacts(parent, "results")]
+    assert f"results/{plan.study_name}.csv" in artifacts
+
+
+def test_dedupe_across_tables_and_repro_all_trains_14(store):
+    trainer = CountingTrainer()
+    base = preset_config("tiny")
+    [(plan_a, session_a)] = run_tables(["table4a"], base, trainer=trainer)
+    assert sum(trainer.trained.values()) == 6
+    [(plan_b, session_b)] = run_tables(["table4b"], base, trainer=trainer)
+    assert sum(trainer.trained.values()) == 9  # Baseline and IE+TE concat (= r 0.6) came from table4a
+
+    study_b = _study(plan_b)
+    baseline = next(t for t in study_b.get_trials() if t.user_attrs["cell"] == "Baseline | seed 0")
+    assert baseline.state == TrialState.COMPLETE and baseline.user_attrs["reused"] == {"STB": True, "RHD": True}
+    run = MlflowClient().get_run(baseline.user_attrs["run_ids"]["STB"])
+    assert run.data.tags["mlflow.parentRunId"] == session_a.parent_run_id  # keeps its own parent ...
+    assert run.data.tags[f"reused_by/{plan_b.study_name}/{baseline.number}"] == "Baseline | seed 0"  # ... and records the reuse
+
+    results = run_tables(spec_names(), base, trainer=trainer)  # `repro all`
+    assert len(trainer.trained) == 14 and set(trainer.trained.values()) == {1}  # 14 distinct configs, each trained once
+    for plan, session in results:
+        assert (results_frame(plan, session.study).query("status != 'paper only'")["n"] == 1).all()
+    frame = results_frame(*next((p, s.study) for p, s in results if p.spec.name == "table3"))
+    zhang = frame.loc["Zhang et al."]
+    assert list(zhang["status"]) == ["paper only"] * 2 and zhang["mean"].isna().all() and list(zhang["paper"]) == [36.1, 48.3]
+    # One parent run per study, found again (not duplicated) when a study runs a second time.
+    studies_exp = experiment(EXPERIMENT)
+    parents = MlflowClient().search_runs([studies_exp])
+    assert sorted(r.data.tags["study"] for r in parents) == sorted(f"{n}-tiny" for n in spec_names())
+
+
+def test_a_failed_cell_is_retried(store, capsys):
+    base = preset_config("tiny")
+    plan = TablePlan.from_args("table5", base)
+    flaky = plan.configs(plan.spec.row("lambda3=0.01"), 0)["STB"].hash
+    broken = plan.configs(plan.spec.row("lambda3=1"), 0)["STB"].hash
+
+    # One failure of `flaky` is retried at once; `broken` fails both of its attempts.
+    trainer = CountingTrainer(fail={flaky: 1, broken: 10})
+    session = run_study(plan, trainer=trainer)
+    trials = _study(plan).get_trials()
+    by_cell = Counter((t.user_attrs["cell"], t.state) for t in trials)
+    assert by_cell[("lambda3=0.01 | seed 0", TrialState.FAIL)] == 1 and by_cell[("lambda3=0.01 | seed 0", TrialState.COMPLETE)] == 1
+    assert by_cell[("lambda3=1 | seed 0", TrialState.FAIL)] == 2 and by_cell[("lambda3=1 | seed 0", TrialState.COMPLETE)] == 0
+    failed = next(t for t in trials if t.state == TrialState.FAIL)
+    assert failed.user_attrs["failure_kind"] == "error" and "injected failure" in failed.user_attrs["failure"]
+    frame = results_frame(plan, session.study)
+    assert frame.loc[("lambda3=1", "STB"), "status"] == "missing" and frame["mean"].isna().sum() == 2  # NaN, never 0
+    assert MlflowClient().get_run(session.parent_run_id).info.status == "FAILED"
+
+    # A training that ends FAILED (diverged) fails its cell the same way; started again, the study
+    # retries what failed and trains nothing that finished.
+    trainer = CountingTrainer()
+    diverged = {"n": 0}
+
+    def diverging_once(cfg, parent_run_id=None, extra_tags=None):
+        if cfg.hash == broken and diverged["n"] == 0:
+            diverged["n"] += 1
+            return fake_trainer.FakeResult("no-run", cfg.hash, "FAILED", {}, reused=False)
+        return trainer(cfg, parent_run_id, extra_tags)
+
+    session = run_study(plan, trainer=diverging_once)
+    assert dict(trainer.trained) == {broken: 1}
+    assert results_frame(plan, session.study)["status"].eq("ok").all()
+    assert MlflowClient().get_run(session.parent_run_id).info.status == "FINISHED"
+    last_fail = [t for t in _study(plan).get_trials() if t.state == TrialState.FAIL][-1]
+    assert "ended FAILED" in last_fail.user_attrs["failure"]
+
+
+def _fake_env(mlruns: Path, cache: Path, log: Path, sleep: float) -> dict:
+    return {**os.environ, "REPRO_MLRUNS": str(mlruns), "REPRO_CACHE": str(cache), "REPRO_TRAINER": "fake_trainer:train",
+            "REPRO_FAKE_LOG": str(log), "REPRO_FAKE_SLEEP": str(sleep), "HF_HUB_OFFLINE": "1",
+            "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+
+
+def _events(log: Path) -> list[tuple[str, str]]:
+    return [tuple(line.split()[:2]) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_finishes_the_missing_cells_only(store, tmp_path, shared_cache):
+    """SIGKILL `repro table4a` while its third cell trains; started again (as two workers), the
+    study trains the missing cells only, retries the killed one and continues its MLflow run."""
+    log = tmp_path / "trained.log"
+    env = _fake_env(store, shared_cache, log, sleep=1.0)
+    cmd = [sys.executable, "-m", "repro", "table4a", "--preset", "tiny"]
+    with open(tmp_path / "first.err", "w") as err:
+        worker = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 120
+    while True:  # kill once two cells have finished and the third is training
+        events = _events(log)
+        if sum(e == "end" for e, _ in events) >= 2 and events[-1][0] == "start":
+            break
+        assert worker.poll() is None and time.monotonic() < deadline, (tmp_path / "first.err").read_text()[-3000:]
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    killed = events[-1][1]
+
+    # Started again, as two worker processes (--workers 2) on the same journal.
+    done = subprocess.run(cmd + ["--workers", "2"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "its worker is gone; retrying the cell" in done.stderr
+    events = _events(log)
+    ends = Counter(h for e, h in events if e == "end")
+    starts = Counter(h for e, h in events if e == "start")
+    assert len(ends) == 6 and set(ends.values()) == {1}  # every cell finished, none twice
+    assert starts[killed] == 2 and all(n == 1 for h, n in starts.items() if h != killed)  # only the killed one again
+
+    plan = TablePlan.from_args("table4a", preset_config("tiny"))
+    trials = _study(plan).get_trials()
+    assert sorted(t.user_attrs["cell"] for t in trials if t.state == TrialState.COMPLETE) == sorted(c.key for c in plan.cells())
+    [lost] = [t for t in trials if t.state == TrialState.FAIL]
+    assert lost.user_attrs["failure_kind"] == "lost" and plan.configs(plan.spec.row(lost.user_attrs["row"]), 0)["STB"].hash == killed
+    train_exp = experiment(TRAIN_EXPERIMENT)  # before MlflowClient(): it points MLflow at this test's store
+    runs = MlflowClient().search_runs([train_exp], f"tags.config_hash = '{killed}'")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"  # the interrupted run was continued, not duplicated
+
+
+def test_liveness_of_a_trials_worker():
+    me = locks.worker_identity()
+    now = time.time()
+    assert locks.is_alive(me, None, now)
+    assert not locks.is_alive({**me, "start": "1"}, None, now)  # same pid, another process (pid reused)
+    assert not locks.is_alive(None, now, now)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert not locks.is_alive({"host": me["host"], "pid": gone.pid, "start": None}, now, now)
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    while locks._proc_stat(zombie.pid)[0] != "Z":  # exited, not yet reaped
+        time.sleep(0.01)
+    assert not locks.is_alive(locks.worker_identity() | {"pid": zombie.pid, "start": None}, now, now)
+    zombie.wait()
+    elsewhere = {"host": "another-machine", "pid": 1, "start": "1"}
+    assert locks.is_alive(elsewhere, now - 10, now)
+    assert not locks.is_alive(elsewhere, now - locks.STALE_AFTER_S - 1, now)
+
+
+def test_repro_tune_chooses_on_source_folds_only(store, monkeypatch, capsys):
+    monkeypatch.setenv("REPRO_TRAINER", "fake_trainer:train")
+    assert main(["tune", "--preset", "tiny", "--folds", "3", "--params", "ratio"]) == 0
+    out = capsys.readouterr().out
+    plan = TunePlan(preset_config("tiny"), folds=3, params=("ratio",))
+    frame = tune_frame(plan, _study(plan))
+    assert list(frame["ratio"]) == [0.4, 0.6, 0.8, 0.9] and (frame["folds"] == 3).all()
+    best = chosen(frame)
+    assert f"chosen: ratio={best['ratio']:g}" in out
+    train_exp = experiment(TRAIN_EXPERIMENT)
+    runs = MlflowClient().search_runs([train_exp])
+    assert len(runs) == 12  # 4 grid points x 3 folds
+    assert all(set(run.data.metrics) == {"val/epe_mm"} for run in runs)  # the fake reports each of cfg.targets: none
+    for cfg in plan.fold_configs({"ratio": 0.6}):
+        assert cfg.targets == () and cfg.cv_folds == 3
+    with pytest.raises(ConfigError, match="--params"):
+        TunePlan(preset_config("tiny"), params=("lr",))
