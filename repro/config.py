@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 
 from repro.model.config import ModelConfig
 
+# Part of every run's identity: bump when the trainer's meaning of an unchanged config changes
+# (v2: heatmap_sigma in heatmap pixels at every grid size), so old runs are not reused for new ones.
+TRAINER_VERSION = 2
+
+
 class ConfigError(ValueError):
     """A config field or override that cannot be used; the message names the field and what was expected."""
 
@@ -106,7 +111,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def canonical_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return json.dumps({"trainer_version": TRAINER_VERSION, **self.to_dict()}, sort_keys=True, separators=(",", ":"))
 
     @property
     def hash(self) -> str:
@@ -166,5 +171,6 @@ def with_overrides(config, overrides: dict[str, object]):
 def from_dict(data: dict) -> RunConfig:
     """Inverse of RunConfig.to_dict (re-creates a run from its logged parameters)."""
     data = dict(data)
+    data.pop("trainer_version", None)  # written by canonical_json; identifies code, not a field
     model = ModelConfig(**data.pop("model", {}))
     return with_overrides(RunConfig(model=model), data)
