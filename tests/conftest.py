@@ -18,3 +18,19 @@ def repro_cache(tmp_path, monkeypatch):
     root = tmp_path / "cache"
     monkeypatch.setenv("REPRO_CACHE", str(root))
     return root
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """Rendered data shared by one test module (rendering is the slow part of tiny trainings)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch, shared_cache):
+    """A fresh MLflow store and study journal per test, over the module's rendered data."""
+    monkeypatch.setenv("REPRO_CACHE", str(shared_cache))
+    monkeypatch.setenv("REPRO_MLRUNS", str(tmp_path / "mlruns"))
+    monkeypatch.delenv("REPRO_TRACKING_URI", raising=False)
+    monkeypatch.delenv("REPRO_TRAINER", raising=False)
+    return tmp_path / "mlruns"

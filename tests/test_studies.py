@@ -34,21 +34,6 @@ TESTS = Path(__file__).parent
 REPO = TESTS.parent
 
 
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch, shared_cache):
-    """A fresh MLflow store and study journal per test; rendered data shared by the module."""
-    monkeypatch.setenv("REPRO_CACHE", str(shared_cache))
-    monkeypatch.setenv("REPRO_MLRUNS", str(tmp_path / "mlruns"))
-    monkeypatch.delenv("REPRO_TRACKING_URI", raising=False)
-    monkeypatch.delenv("REPRO_TRAINER", raising=False)
-    return tmp_path / "mlruns"
-
-
 class CountingTrainer:
     """fake_trainer.train, counting the configs it really trained (not the reuses)."""
 

@@ -10,20 +10,6 @@ from repro.presets import preset_config
 from repro.train.run import find_runs, train_run
 
 
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch, shared_cache):
-    """A fresh MLflow store per test; rendered data shared by the module."""
-    monkeypatch.setenv("REPRO_CACHE", str(shared_cache))
-    monkeypatch.setenv("REPRO_MLRUNS", str(tmp_path / "mlruns"))
-    monkeypatch.delenv("REPRO_TRACKING_URI", raising=False)
-    return tmp_path / "mlruns"
-
-
 def _baseline(**overrides):
     return preset_config("tiny", {"mode": "baseline", "epochs": 3, **overrides})
 

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from repro.cli.output import print_record
 from repro.clip.errors import ClipError
 
 PROMPTS_HELP = (
@@ -76,11 +77,7 @@ def _embed(args) -> int:
     encoder = build_encoder(args.clip, args.clip_checkpoint, args.device)
     feature = encoder.encode_texts([args.text])[0] if args.text is not None else encoder.encode_images(_read_image(args.image)[None])[0]
     record = {"clip": encoder.identity, "weights": encoder.weights_digest, "dim": encoder.dim, "feature": feature.tolist()}
-    if args.json:
-        print(json.dumps(record))
-    else:
-        for key, value in record.items():
-            print(f"{key}: {value}")
+    print_record(record, args.json)
     return 0
 
 

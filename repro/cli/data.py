@@ -1,7 +1,8 @@
 """`repro data build|show|info`: render the synthetic world to disk, look at it, inspect any dataset."""
 
-import json
 from pathlib import Path
+
+from repro.cli.output import print_record
 
 
 def register(sub) -> None:
@@ -67,9 +68,5 @@ def _info(args) -> int:
         "image_shape": list(first.image.shape),
         "caption": first.caption,
     }
-    if args.json:
-        print(json.dumps(record))
-    else:
-        for key, value in record.items():
-            print(f"{key}: {value}")
+    print_record(record, args.json)
     return 0

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from repro.clip import hub, synthclip
 from repro.clip.errors import ClipError
 from repro.clip.preprocess import normalise, resize
-from repro.clip.store import file_sha256
+from repro.files import file_sha256
 
 DEFAULT_SPEC = synthclip.MODEL_NAME
 

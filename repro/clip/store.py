@@ -5,7 +5,6 @@ directory is atomic, so a killed process leaves either the old file or the new o
 half-written cache entry or checkpoint.
 """
 
-import hashlib
 import json
 import os
 import tempfile
@@ -35,10 +34,3 @@ def save_tensor(obj, path: Path) -> None:
 def write_json(record: dict, path: Path) -> None:
     _atomic(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n"))
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

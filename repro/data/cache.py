@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from repro.data.domains import GENERATOR_VERSION, get_domain, split_seed
 from repro.data.errors import DataError
+from repro.files import file_sha256
 from repro.paths import cache_dir
 
 SHARD = 1024
@@ -29,14 +30,6 @@ def _concat(parts: list[dict]) -> dict:
 
 def _spec_digest(domain) -> str:
     return hashlib.sha256(repr(domain).encode()).hexdigest()[:16]
-
-
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def split_dir(domain: str, split: str, n: int, size: int, root: Path | None = None) -> Path:
@@ -57,7 +50,7 @@ def _valid_manifest(path: Path, wanted: dict) -> dict | None:
         return None
     for shard in manifest["shards"]:
         file = path / shard["file"]
-        if not file.exists() or _file_sha(file) != shard["sha256"]:
+        if not file.exists() or file_sha256(file) != shard["sha256"]:
             return None
     return manifest
 
@@ -92,7 +85,7 @@ def build_domain(domain_name: str, split: str, n: int | None = None, size: int |
             shard = _concat(parts)
             file = tmp / f"shard-{start // SHARD:05d}.pt"
             torch.save(shard, file)
-            shards.append({"file": file.name, "count": stop - start, "sha256": _file_sha(file)})
+            shards.append({"file": file.name, "count": stop - start, "sha256": file_sha256(file)})
     digest = hashlib.sha256(json.dumps([wanted, [s["sha256"] for s in shards]]).encode()).hexdigest()
     (tmp / "manifest.json").write_text(json.dumps({**wanted, "shards": shards, "digest": digest}, indent=1))
     old = path.with_name(path.name + ".stale")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from repro.data.errors import DataError
 from repro.data.world.vocabulary import BACKDROPS, HAND_COLOURS, PATTERNS, SCENERY
 
-GENERATOR_VERSION = 1  # bump whenever a change to the world alters any rendered sample
+GENERATOR_VERSION = 2  # bump whenever a change to the world alters any rendered sample
 
 
 @dataclass(frozen=True)

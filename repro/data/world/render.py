@@ -11,7 +11,7 @@ import torch
 
 from repro.data.world.raycast import INF, capsule_normal, ellipsoid_normal, ray_capsule, ray_ellipsoid
 
-TILE = 8
+TILE = 4
 
 
 @dataclass
@@ -91,36 +91,46 @@ def _parts(x: torch.Tensor):
     return tuple(x[..., i].contiguous() for i in range(3))
 
 
+def _pair_rays(K_inv: torch.Tensor, b: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor):
+    """Unit rays (x, y, z), each (N, TILE*TILE), through the pixels of tile (ty, tx) of image b:
+    computed from the intrinsics rather than gathered from a per-pixel table (gathers dominated)."""
+    off = torch.arange(TILE, dtype=K_inv.dtype)
+    u = (tx[:, None] * TILE).to(K_inv.dtype)[:, None] + off[None, None, :]  # (N, 1, T)
+    v = (ty[:, None] * TILE).to(K_inv.dtype)[:, None] + off[None, :, None]  # (N, T, 1)
+    M = K_inv[b][:, None, None]  # (N, 1, 1, 3, 3)
+    d = tuple((M[..., i, 0] * u + M[..., i, 1] * v + M[..., i, 2]).reshape(len(b), -1) for i in range(3))
+    norm = torch.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+    return tuple(c / norm for c in d)
+
+
+def _pair_pixels(b: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor, size: int) -> torch.Tensor:
+    """Flat index into the batch's pixels of every pixel of tile (ty, tx) of image b: (N, TILE*TILE)."""
+    off = torch.arange(TILE)
+    pix = (ty[:, None, None] * TILE + off[None, :, None]) * size + tx[:, None, None] * TILE + off[None, None, :]
+    return (b[:, None] * size * size + pix.reshape(len(b), -1))
+
+
 def rasterize(geom: HandGeometry, K: torch.Tensor, size: int) -> Raster:
     if size % TILE:
         raise ValueError(f"image size {size} must be a multiple of {TILE}")
     B, P = geom.r.shape
-    rays = pixel_rays(K, size)
-    rays_soa = rays.reshape(-1, 3).T.contiguous()  # (3, B*S*S)
+    K_inv = torch.linalg.inv(K)
     bi, qi, ty, tx = _tile_pairs(geom, K, size)
+    caps = (qi < P).nonzero(as_tuple=True)[0]
+    palm = (qi == P).nonzero(as_tuple=True)[0]
+    b_c, q_c, b_p = bi[caps], qi[caps], bi[palm]
+    t_caps = ray_capsule(_pair_rays(K_inv, b_c, ty[caps], tx[caps]), _parts(geom.a[b_c, q_c][:, None]),
+                         _parts(geom.b[b_c, q_c][:, None]), geom.r[b_c, q_c][:, None])  # fmt: skip
+    t_palm = ray_ellipsoid(_pair_rays(K_inv, b_p, ty[palm], tx[palm]), _parts(geom.palm_centre[b_p][:, None]), geom.palm_to_unit[b_p][:, None])
 
-    off = torch.arange(TILE)
-    pix = ((ty[:, None, None] * TILE + off[None, :, None]) * size + tx[:, None, None] * TILE + off[None, None, :]).reshape(len(bi), -1)
-    flat = bi[:, None] * size * size + pix  # (N, T*T) index into the batch's pixels
-
-    t = torch.full(pix.shape, INF)
-    caps = qi < P
-    if caps.any():
-        b_, q_, f_ = bi[caps], qi[caps], flat[caps]
-        rd = tuple(rays_soa[i][f_] for i in range(3))
-        t[caps] = ray_capsule(rd, _parts(geom.a[b_, q_][:, None]), _parts(geom.b[b_, q_][:, None]), geom.r[b_, q_][:, None])
-    palm = ~caps
-    if palm.any():
-        b_, f_ = bi[palm], flat[palm]
-        rd = tuple(rays_soa[i][f_] for i in range(3))
-        t[palm] = ray_ellipsoid(rd, _parts(geom.palm_centre[b_][:, None]), geom.palm_to_unit[b_][:, None])
-
-    flat, t = flat.reshape(-1), t.reshape(-1)
+    flat = torch.cat([_pair_pixels(b_c, ty[caps], tx[caps], size), _pair_pixels(b_p, ty[palm], tx[palm], size)]).reshape(-1)
+    t = torch.cat([t_caps, t_palm]).reshape(-1)
     depth = torch.full((B * size * size,), INF).scatter_reduce(0, flat, t, "amin")
     winner = (t == depth[flat]) & torch.isfinite(t)
-    prim_val = qi[:, None].expand(-1, TILE * TILE).reshape(-1)
+    prim_val = torch.cat([q_c, qi[palm]])[:, None].expand(-1, TILE * TILE).reshape(-1)
     prim = torch.full((B * size * size,), -1, dtype=torch.long).scatter_reduce(0, flat[winner], prim_val[winner], "amax")
-    normal = _normals(geom, rays_soa, depth, prim, size)
+    rays = pixel_rays(K, size)
+    normal = _normals(geom, rays.reshape(-1, 3).T.contiguous(), depth, prim, size)
     return Raster(depth.view(B, size, size), prim.view(B, size, size), normal, rays)
 
 
