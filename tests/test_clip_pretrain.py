@@ -14,7 +14,7 @@ from repro.clip import synthclip
 from repro.clip.encoders import build_encoder
 from repro.clip.pretrain import PRESETS, fresh_caption, pretrain, recipe, reusable_manifest
 from repro.clip.prompts import HANDS, HEADS, all_prompts
-from repro.clip.store import file_sha256
+from repro.files import file_sha256
 from repro.clip.zeroshot import evaluate
 
 
