@@ -4,7 +4,6 @@
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from repro.data.domains import DOMAINS, GENERATOR_VERSION, DomainSpec, split_seed
 from repro.data.registry import register_dataset

@@ -5,8 +5,6 @@ of them into images, 3D joints, crop intrinsics and visibility. Rendering is ele
 so a sample's pixels do not depend on which batch it is rendered in.
 """
 
-import math
-
 import numpy as np
 import torch
 
@@ -85,8 +83,7 @@ def _rotation(scenes) -> torch.Tensor:
     return about(2, ro) @ about(0, el) @ about(1, az) @ base
 
 
-def _geometry(scenes, joints_hand, R, t, hand_params) -> tuple[torch.Tensor, HandGeometry]:
-    B = len(scenes)
+def _geometry(joints_hand, R, t, hand_params) -> tuple[torch.Tensor, HandGeometry]:
     s = hand_params.scale
     xyz = joints_hand @ R.transpose(1, 2) + t[:, None]
     parents, children = zip(*BONES)
@@ -169,7 +166,7 @@ def render_scenes(scenes: list[dict], size: int) -> dict:
     joints_hand = hand_joints(hand_params)
     R = _rotation(scenes)
     t = _placement(scenes, R, joints_hand)
-    xyz, geom = _geometry(scenes, joints_hand, R, t, hand_params)
+    xyz, geom = _geometry(joints_hand, R, t, hand_params)
     K = _crop_camera(scenes, xyz, size)
     raster = rasterize(geom, K, size)
 
