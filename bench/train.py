@@ -48,7 +48,7 @@ class _Lazy:
 
 def _rate(cfg, train, clip, device) -> float:
     seed_everything(0)
-    model = HandPoseModel(dataclasses.replace(cfg.model, branch2=cfg.uses_clip, clip_dim=clip.image[torch.arange(1)].shape[1] if clip else cfg.model.clip_dim)).to(device)
+    model = HandPoseModel(dataclasses.replace(cfg.model, clip_dim=clip.image[torch.arange(1)].shape[1] if clip else cfg.model.clip_dim)).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     state = TrainState(model, torch.optim.Adam(model.parameters(), lr=cfg.lr))

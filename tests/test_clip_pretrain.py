@@ -55,9 +55,10 @@ def _fake_open_dataset(name, root=None, split=None, n=None):
 def test_pretrain_logs_stores_and_reuses(repro_cache, tmp_path, monkeypatch, capsys):
     import mlflow
 
+    monkeypatch.setenv("REPRO_MLRUNS", str(tmp_path / "mlruns"))
     preset = PRESETS["tiny"]
     train_set, val_set = _fake_open_dataset("synth-clip", split="train", n=preset.n_train), _fake_open_dataset("synth-clip", split="val", n=preset.n_val)
-    manifest, reused = pretrain(train_set, val_set, preset, mlruns=tmp_path / "mlruns")
+    manifest, reused = pretrain(train_set, val_set, preset)
 
     assert not reused
     assert manifest["recipe"] == recipe(train_set, val_set, preset, seed=0)
@@ -85,7 +86,7 @@ def test_pretrain_logs_stores_and_reuses(repro_cache, tmp_path, monkeypatch, cap
     # reproduces the stored metrics from the cached features.
     monkeypatch.setattr("repro.data.registry.open_dataset", _fake_open_dataset)
     monkeypatch.setattr(pretrain_module, "train", lambda *a, **k: pytest.fail("retrained"))
-    assert main(["clip", "pretrain", "--preset", "tiny", "--mlruns", str(tmp_path / "mlruns")]) == 0
+    assert main(["clip", "pretrain", "--preset", "tiny"]) == 0
     assert "synthclip reused" in capsys.readouterr().out
     assert main(["clip", "eval", "--n", str(preset.n_val)]) == 0
     assert json.loads(capsys.readouterr().out) == {**metrics, "weights": manifest["weights_sha256"][:12]}

@@ -41,7 +41,6 @@ def register(sub) -> None:
     pretrain.add_argument("--batch", type=int, default=None, help="batch size (default: the preset's)")
     pretrain.add_argument("--seed", type=int, default=0)
     pretrain.add_argument("--device", default="cpu", help="torch device to train on")
-    pretrain.add_argument("--mlruns", type=Path, default=Path("mlruns"), help="MLflow directory (tracking database and artifacts)")
     pretrain.set_defaults(func=_pretrain)
 
     evaluate = cmds.add_parser("eval", help="zero-shot hand-colour and background accuracy and caption R@1/R@5 on held-out renders (JSON)")
@@ -92,7 +91,7 @@ def _pretrain(args) -> int:
     preset = replace(PRESETS[args.preset], **overrides)
     train_set = open_dataset("synth-clip", split="train", n=preset.n_train)
     val_set = open_dataset("synth-clip", split="val", n=preset.n_val)
-    manifest, reused = pretrain(train_set, val_set, preset, seed=args.seed, device=args.device, mlruns=args.mlruns)
+    manifest, reused = pretrain(train_set, val_set, preset, seed=args.seed, device=args.device)
     state = "reused (its manifest matches this recipe)" if reused else "trained"
     print(f"synthclip {state}: {synthclip.checkpoint_path()}")
     print(json.dumps(manifest["metrics"]))

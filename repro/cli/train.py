@@ -24,9 +24,9 @@ def config_from_args(args):
         if not sep:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         overrides[key.strip()] = value.strip()
-    for flag, key in (("source", "source"), ("targets", "targets"), ("data_root", "data_root"), ("clip", "clip"), ("clip_checkpoint", "clip_checkpoint")):
-        if getattr(args, flag) is not None:
-            overrides[key] = getattr(args, flag)
+    for name in ("source", "targets", "data_root", "clip", "clip_checkpoint"):  # flags named as the fields
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
     return preset_config(args.preset, overrides)
 
 

@@ -13,7 +13,6 @@ import math
 import random
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -144,7 +143,7 @@ def reusable_manifest(wanted: dict) -> dict | None:
     return manifest
 
 
-def pretrain(train_set: Sequence, val_set: Sequence, preset: Preset, seed: int = 0, device: str = "cpu", mlruns: Path = Path("mlruns")) -> tuple[dict, bool]:
+def pretrain(train_set: Sequence, val_set: Sequence, preset: Preset, seed: int = 0, device: str = "cpu") -> tuple[dict, bool]:
     """(manifest, reused): train, evaluate, log and store synthclip, unless a matching checkpoint exists."""
     wanted = recipe(train_set, val_set, preset, seed)
     manifest = reusable_manifest(wanted)
@@ -154,7 +153,9 @@ def pretrain(train_set: Sequence, val_set: Sequence, preset: Preset, seed: int =
     import mlflow
     from mlflow.entities import Metric
 
-    run = _start_run(mlruns, run_name=f"synthclip-{len(train_set)}x{preset.steps}")
+    from repro.tracking import experiment
+
+    run = mlflow.start_run(experiment_id=experiment(EXPERIMENT), run_name=f"synthclip-{len(train_set)}x{preset.steps}")
     client, pending = mlflow.MlflowClient(), []
 
     def log_loss(step: int, loss: float) -> None:
@@ -177,15 +178,3 @@ def pretrain(train_set: Sequence, val_set: Sequence, preset: Preset, seed: int =
     store.write_json(manifest, synthclip.manifest_path())
     return manifest, False
 
-
-def _start_run(mlruns: Path, run_name: str):
-    """An MLflow run in experiment EXPERIMENT, tracked in <mlruns>/mlflow.db, artifacts under <mlruns>/."""
-    import mlflow
-
-    root = mlruns.absolute()
-    root.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        mlflow.create_experiment(EXPERIMENT, artifact_location=(root / EXPERIMENT).as_uri())
-    mlflow.set_experiment(EXPERIMENT)
-    return mlflow.start_run(run_name=run_name)

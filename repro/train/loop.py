@@ -73,6 +73,11 @@ def load_checkpoint(path: Path, state: TrainState) -> None:
     set_rng_state(ckpt["rng"])
 
 
+def _augmented(x: torch.Tensor) -> torch.Tensor:
+    """Normal augmentation of a model-input batch: the transforms expect [0, 1], the model [-1, 1]."""
+    return normal_augment(x.mul(0.5).add(0.5)).sub(0.5).div(0.5)
+
+
 def _targets(cfg: RunConfig, uv, visible, xyz, heatmap_size: int):
     scale = cfg.model.input_size / cfg.image_size
     uv_in = (uv + 0.5) * scale - 0.5
@@ -93,7 +98,7 @@ def train_epoch(cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | N
         idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
         x = model_inputs(train.images[idx], cfg.model.input_size, device)
         if cfg.augment == "normal-supervised":
-            x = normal_augment(x.mul(0.5).add(0.5)).sub(0.5).div(0.5)
+            x = _augmented(x)
         clip_feature = None
         if clip is not None:
             prompts = torch.randint(len(clip.text), (len(idx),))
@@ -108,8 +113,7 @@ def train_epoch(cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | N
             l_con = torch.zeros((), device=device)
             positive = out.e2p
             if contrast_views:
-                view = normal_augment(x.mul(0.5).add(0.5)).sub(0.5).div(0.5)
-                positive = model(view, embed=True).e1p
+                positive = model(_augmented(x), embed=True).e1p
             if positive is not None:
                 negatives = hardest_negative(out.heatmaps[-1].float(), heat_t)
                 l_con = contrastive_loss(out.e1p.float(), positive.float(), negatives, cfg.contrastive)

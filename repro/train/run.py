@@ -98,10 +98,9 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
         val = load_split(cfg.source, "val", cfg.n_val, cfg.image_size, cfg.data_root)
     targets = [load_split(t, "test", cfg.n_test, cfg.image_size, cfg.data_root) for t in cfg.targets]
 
-    needs_branch2 = cfg.uses_clip or cfg.augment == "normal-contrastive"
-    clip_dim = clip.image.shape[1] if clip is not None else cfg.model.clip_dim
+    clip_dim = clip.image.shape[1] if clip is not None else cfg.model.clip_dim  # the encoder decides
     seed_everything(cfg.seed)
-    model = HandPoseModel(dataclasses.replace(cfg.model, branch2=needs_branch2, clip_dim=clip_dim)).to(device)
+    model = HandPoseModel(dataclasses.replace(cfg.model, clip_dim=clip_dim)).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
