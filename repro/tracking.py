@@ -39,3 +39,17 @@ def git_state() -> dict[str, str]:
     except (OSError, subprocess.CalledProcessError):
         return {"git_commit": "unknown", "git_dirty": "unknown"}
     return {"git_commit": commit, "git_dirty": str(bool(dirty)).lower()}
+
+
+def log_files_run(experiment_name: str, name: str, files: list[Path], tags: dict, params: dict | None = None,
+                  metrics: dict[str, float] | None = None) -> str:  # fmt: skip
+    """One run of `experiment_name` holding what a command wrote (its files as artifacts) and the
+    code's git state as tags; returns its run id. Report commands log this way."""
+    exp = experiment(experiment_name)
+    with mlflow.start_run(experiment_id=exp, run_name=name) as run:
+        mlflow.set_tags({**git_state(), **tags})
+        mlflow.log_params({k: "" if v is None else v for k, v in (params or {}).items()})
+        mlflow.log_metrics(metrics or {})
+        for path in files:
+            mlflow.log_artifact(str(path))
+    return run.info.run_id

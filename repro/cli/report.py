@@ -1,11 +1,17 @@
-"""`repro fig3`, `repro fig4`, `repro curves`: figures (PNG + numbers, each logged as a run of the
-MLflow experiment "repro-figures"); `repro ui`, `repro dashboard`: the MLflow UI and optuna-dashboard
-on the suite's stores, on 127.0.0.1."""
+"""`repro report`: the table studies as paper-style tables (Markdown, HTML, LaTeX) with an index,
+logged as a run of the MLflow experiment "repro-reports"; `repro fig3`, `repro fig4`, `repro curves`:
+figures (PNG + numbers, each logged as a run of the MLflow experiment "repro-figures"); `repro ui`,
+`repro dashboard`: the MLflow UI and optuna-dashboard on the suite's stores, on 127.0.0.1."""
 
 import json
+import sys
 from pathlib import Path
 
+from repro.cli.tables import targets_from_args
+from repro.cli.train import _config_args, config_from_args
+
 OUT_DEFAULT = Path("reports/figures")
+REPORT_OUT = Path("reports")
 
 
 def _clip_and_data(parser, ratio: float) -> None:
@@ -21,6 +27,13 @@ def _clip_and_data(parser, ratio: float) -> None:
 
 
 def register(sub) -> None:
+    report = sub.add_parser("report", help="every table study of a preset as a paper-style table (Markdown, HTML, LaTeX), "
+                            "with an index of the tables and figures; logged to MLflow")  # fmt: skip
+    _config_args(report)  # the config flags of `repro table*`: the same ones find the same studies
+    report.add_argument("--storage", help="Optuna storage URL the studies ran on (default: the journal files under mlruns/optuna/)")
+    report.add_argument("--out", type=Path, default=REPORT_OUT, help=f"output folder (default {REPORT_OUT}; the index links its figures/)")
+    report.set_defaults(func=_report)
+
     fig3 = sub.add_parser("fig3", help="paper Fig. 3: t-SNE of CLIP-augmented source features vs source and targets, "
                           "with coverage numbers (nearest-neighbour share, MMD^2)")  # fmt: skip
     _clip_and_data(fig3, ratio=0.5)
@@ -64,6 +77,24 @@ def _finish(name: str, options: dict, numbers: dict, files: list) -> int:
 
     run_id = log_figure_run(name, options, numbers, files)
     print(json.dumps({**numbers, "files": [str(f) for f in files], "mlflow_run_id": run_id}, indent=1))
+    return 0
+
+
+def _report(args) -> int:
+    from repro.report.tables import EXPERIMENT, NoStudies, run_report
+    from repro.tracking import log_files_run
+
+    base = config_from_args(args)
+    try:
+        files, absent = run_report(base, args.out, targets_from_args(args), args.storage)
+    except NoStudies as err:
+        print(f"repro: error: {err}", file=sys.stderr)
+        return 1
+    for study in absent:
+        print(f"no study {study}: not reported")
+    run_id = log_files_run(EXPERIMENT, f"report-{base.preset}", files, {"report": "tables", "preset": base.preset},
+                           {"out": str(args.out), "config_hash": base.hash, "not_reported": ",".join(absent)})  # fmt: skip
+    print("\n".join(["wrote:", *(f"  {f}" for f in files), f"mlflow run id: {run_id}"]))
     return 0
 
 

@@ -14,6 +14,11 @@ def _study_args(parser) -> None:
                         "with REPRO_TRACKING_URI=http://mlflow-server); default: a journal file under mlruns/optuna/")  # fmt: skip
 
 
+def targets_from_args(args) -> list[str] | None:
+    """--targets as the list that remaps the spec's columns, in order (None: the spec's own)."""
+    return [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
+
+
 def register(sub) -> None:
     from repro.studies.spec import spec_names
 
@@ -41,9 +46,8 @@ def _tables(args) -> int:
     from repro.studies.runner import missing_cells
     from repro.studies.table import run_tables
 
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None
     complete = True
-    for plan, session in run_tables(args.tables, config_from_args(args), args.seeds, targets, args.workers, args.storage):
+    for plan, session in run_tables(args.tables, config_from_args(args), args.seeds, targets_from_args(args), args.workers, args.storage):
         frame = results_frame(plan, session.study)
         text = format_results(plan, frame)
         log_results(session, frame, text)

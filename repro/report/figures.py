@@ -10,10 +10,9 @@ among them names the CLIP weights' and the data's digests), plus the git state a
 import json
 from pathlib import Path
 
-import mlflow
 from matplotlib.figure import Figure
 
-from repro.tracking import experiment, git_state
+from repro.tracking import log_files_run
 
 EXPERIMENT = "repro-figures"
 DPI = 150
@@ -52,11 +51,5 @@ def flat_metrics(data: dict, prefix: str = "") -> dict[str, float]:
 def log_figure_run(name: str, params: dict, numbers: dict, files: list[Path]) -> str:
     """One run of "repro-figures" holding a figure invocation; returns its run id. The numbers'
     top-level strings (CLIP identity, weights digest, ...) become tags, their numbers metrics."""
-    exp = experiment(EXPERIMENT)
-    with mlflow.start_run(experiment_id=exp, run_name=name) as run:
-        mlflow.set_tags({"figure": name, **git_state(), **{k: v for k, v in numbers.items() if isinstance(v, str)}})
-        mlflow.log_params({k: "" if v is None else v for k, v in params.items()})
-        mlflow.log_metrics(flat_metrics(numbers))
-        for path in files:
-            mlflow.log_artifact(str(path))
-    return run.info.run_id
+    tags = {"figure": name, **{k: v for k, v in numbers.items() if isinstance(v, str)}}
+    return log_files_run(EXPERIMENT, name, files, tags, params, flat_metrics(numbers))

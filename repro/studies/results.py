@@ -40,13 +40,13 @@ def results_frame(plan, study) -> pd.DataFrame:
     return pd.DataFrame.from_records(records).set_index(["row", "column"])
 
 
-def _world_note(plan) -> str:
+def world_note(plan) -> str:
     """Say where the numbers come from: on the synthetic world they are not the paper's datasets."""
     mapping = ", ".join(f"{col} -> {target}" for col, target in plan.targets.items())
     if plan.base.source.startswith("synth-") or any(t.startswith("synth-") for t in plan.targets.values()):
-        return (f"mean/std: this suite, trained on {plan.base.source}, evaluated on {mapping} -- the synthetic hand world, "
+        return (f"this suite, trained on {plan.base.source}, evaluated on {mapping} -- the synthetic hand world, "
                 f"not the paper's FreiHAND/STB/RHD; 'paper' is the paper's number on the real dataset.")  # fmt: skip
-    return f"mean/std: this suite, trained on {plan.base.source}, evaluated on {mapping}."
+    return f"this suite, trained on {plan.base.source}, evaluated on {mapping} (the real datasets)."
 
 
 def format_results(plan, frame: pd.DataFrame) -> str:
@@ -54,7 +54,7 @@ def format_results(plan, frame: pd.DataFrame) -> str:
     table = shown.to_string(float_format=lambda v: f"{v:.2f}", na_rep="-")
     notes = [f"  {name}: {note}" for name, note in frame["note"].groupby(level="row", sort=False).first().items() if note]
     header = f"{plan.spec.title}  [study {plan.study_name}, {plan.spec.metric}, {plan.seeds} seed(s), preset {plan.base.preset}]"
-    return "\n".join([header, table, _world_note(plan), *(["notes:", *notes] if notes else [])])
+    return "\n".join([header, table, f"mean/std: {world_note(plan)}", *(["notes:", *notes] if notes else [])])
 
 
 def log_results(session, frame: pd.DataFrame, text: str) -> None:

@@ -124,12 +124,22 @@ def open_storage(url: str | None, journal: str) -> optuna.storages.BaseStorage:
     return optuna.storages.RDBStorage(sqlalchemy_url(url), engine_kwargs=engine)
 
 
-def _storage_label(url: str | None, journal: str) -> str:
+def storage_label(url: str | None, journal: str) -> str:
     if url is None:
         return str(mlruns_dir() / "optuna" / f"{journal}.journal")
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def find_study(plan: Plan, url: str | None = None) -> optuna.Study | None:
+    """The plan's study if it was ever run, else None: for reading results, so it creates neither a journal file nor a study."""
+    if url is None and not (mlruns_dir() / "optuna" / f"{plan.journal}.journal").is_file():
+        return None
+    try:
+        return optuna.load_study(study_name=plan.study_name, storage=open_storage(url, plan.journal))
+    except KeyError:  # optuna's "no such study"
+        return None
 
 
 def _parent_run(plan: Plan, url: str | None) -> str:
@@ -139,7 +149,7 @@ def _parent_run(plan: Plan, url: str | None) -> str:
     found = client.search_runs([exp], filter_string=f"tags.study = '{plan.study_name}'", max_results=1)
     if found:
         return found[0].info.run_id
-    run = client.create_run(exp, run_name=plan.study_name, tags={"study": plan.study_name, "optuna_storage": _storage_label(url, plan.journal)})
+    run = client.create_run(exp, run_name=plan.study_name, tags={"study": plan.study_name, "optuna_storage": storage_label(url, plan.journal)})
     from mlflow.entities import Param
 
     client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in plan.describe().items()])
