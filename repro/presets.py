@@ -13,7 +13,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "model.input_size": 32, "model.width": 0.0625,
     },
     "small": {
-        "image_size": 128, "n_train": 8192, "n_val": 1024, "n_test": 1024, "batch_size": 32, "epochs": 6,
+        "image_size": 128, "n_train": 8192, "n_val": 1024, "n_test": 1024, "batch_size": 16, "epochs": 6,
         "model.input_size": 64, "model.width": 0.25,
     },
     "paper": {

@@ -1,6 +1,7 @@
 """f_H2D and f_PP layer by layer against supplement Tables 1-2; small presets run for real."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -178,3 +179,18 @@ def test_config_width_rounding_and_validation():
             ModelConfig(**bad)
     with pytest.raises(ValueError):
         HandPoseModel(ModelConfig(input_size=32, width=0.0625))(torch.randn(1, 3, 64, 64))
+
+
+def test_he_init_keeps_the_signal_scale():
+    """Every conv/linear layer starts at He-normal scale for the LeakyReLU (std = gain / sqrt(fan_in)), biases zero."""
+    torch.manual_seed(0)
+    model = HandPoseModel(ModelConfig(input_size=64, width=0.25))
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(layers) > 40
+    gain = math.sqrt(2.0 / (1 + 0.01**2))
+    for layer in layers:
+        if layer.weight.numel() < 4000:
+            continue  # too few weights for a tight estimate of the std
+        fan_in = layer.weight[0].numel()
+        assert layer.weight.std().item() == pytest.approx(gain / math.sqrt(fan_in), rel=0.05), layer
+        assert torch.count_nonzero(layer.bias) == 0
