@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from repro.model.config import ModelConfig
 
 # Part of every run's identity: bump when the trainer's meaning of an unchanged config changes
-# (v2: heatmap_sigma in heatmap pixels at every grid size; v3: He init of the pose network), so old
-# runs are not reused for new ones.
-TRAINER_VERSION = 3
+# (v2: heatmap_sigma in heatmap pixels at every grid size), so old runs are not reused for new ones.
+TRAINER_VERSION = 2
 
 
 class ConfigError(ValueError):

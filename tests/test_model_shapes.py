@@ -182,9 +182,9 @@ def test_config_width_rounding_and_validation():
 
 
 def test_he_init_keeps_the_signal_scale():
-    """Every conv/linear layer starts at He-normal scale for the LeakyReLU (std = gain / sqrt(fan_in)), biases zero."""
+    """With init="he", every conv/linear layer starts at He-normal scale for the LeakyReLU (std = gain / sqrt(fan_in)), biases zero."""
     torch.manual_seed(0)
-    model = HandPoseModel(ModelConfig(input_size=64, width=0.25))
+    model = HandPoseModel(ModelConfig(input_size=64, width=0.25, init="he"))
     layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     assert len(layers) > 40
     gain = math.sqrt(2.0 / (1 + 0.01**2))

@@ -70,6 +70,15 @@ def test_nan_loss_ends_the_run_as_failed_with_the_reason(store, monkeypatch):
     assert run.info.status == "FAILED" and "loss became nan" in run.data.tags["failure_reason"]
 
 
+def test_a_runaway_finite_loss_also_ends_the_run_as_failed(store, monkeypatch):
+    """Eq. 4 is unbounded below: a run drifting to -1e20 is finite but garbage."""
+    monkeypatch.setattr(loop, "pose_loss", lambda pred, target: torch.tensor(-5.8e20))
+    result = train_run(_baseline(epochs=1))
+    assert result.status == "FAILED"
+    reason = mlflow.tracking.MlflowClient().get_run(result.run_id).data.tags["failure_reason"]
+    assert "loss became -5.8e+20" in reason and "epoch 1, batch 1" in reason
+
+
 def test_training_on_the_real_dataset_formats(store, tmp_path, capsys):
     """`repro train --source freihand --targets stb,rhd --data-root PATH` on files in the real formats."""
     import json

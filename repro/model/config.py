@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 FUSIONS = ("concat", "sum")
+INITS = ("torch", "he")
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class ModelConfig:
     clip_dim: dimension of f_CLIP (512 for ViT-B/32).
     proj_dim: ProjectionHead output (128 in the paper; not scaled by width).
     leaky_slope: negative slope of every LeakyReLU.
+    init: "torch" (PyTorch's default init, the default) or "he" (He-normal for the LeakyReLU, zero biases).
     """
 
     input_size: int = 256
@@ -29,6 +31,7 @@ class ModelConfig:
     clip_dim: int = 512
     proj_dim: int = 128
     leaky_slope: float = 0.01
+    init: str = "torch"
 
     def __post_init__(self):
         if self.input_size < 8 or self.input_size % 8:
@@ -37,6 +40,8 @@ class ModelConfig:
             raise ValueError(f"width must be positive, got {self.width}")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if self.clip_dim < 1 or self.proj_dim < 1:
             raise ValueError("clip_dim and proj_dim must be positive")
 

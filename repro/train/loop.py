@@ -23,7 +23,12 @@ from repro.train.evaluate import model_inputs
 
 
 class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; the run ends as FAILED with this message."""
+    """A loss became NaN, infinite or runaway; the run ends as FAILED with this message."""
+
+
+# No loss of a healthy run comes near this: the MSEs start below 10 and eq. 4's terms are L1
+# distances of 128-d embeddings. Eq. 4 is unbounded below, so a run can drift to -1e20 while finite.
+RUNAWAY_LOSS = 1e6
 
 
 @dataclass
@@ -118,8 +123,8 @@ def train_epoch(cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | N
                 negatives = hardest_negative(out.heatmaps[-1].float(), heat_t)
                 l_con = contrastive_loss(out.e1p.float(), positive.float(), negatives, cfg.contrastive)
             loss = cfg.lambda_heat * l_heat + cfg.lambda_pose * l_pose + cfg.lambda_con * l_con
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"loss became {loss.item()} at epoch {state.epoch + 1}, batch {b + 1} "
+        if not torch.isfinite(loss) or loss.abs() > RUNAWAY_LOSS:
+            raise TrainingDiverged(f"loss became {loss.item():.4g} (|loss| > {RUNAWAY_LOSS:g} or not finite) at epoch {state.epoch + 1}, batch {b + 1} "
                                    f"(heat {l_heat.item():.4g}, pose {l_pose.item():.4g}, con {l_con.item():.4g})")  # fmt: skip
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
