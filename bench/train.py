@@ -19,10 +19,9 @@ import torch
 from repro.clip import synthclip
 from repro.clip.encoders import OpenClipEncoder
 from repro.clip.prompts import all_prompts
-from repro.model.hand_pose import HandPoseModel
 from repro.presets import preset_config
 from repro.train.data import load_split
-from repro.train.loop import ClipFeatures, TrainState, seed_everything, train_epoch
+from repro.train.loop import ClipFeatures, new_state, train_epoch
 from repro.train.run import device_for_training
 
 
@@ -47,11 +46,7 @@ class _Lazy:
 
 
 def _rate(cfg, train, clip, device) -> float:
-    seed_everything(0)
-    model = HandPoseModel(dataclasses.replace(cfg.model, clip_dim=clip.image[torch.arange(1)].shape[1] if clip else cfg.model.clip_dim)).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    state = TrainState(model, torch.optim.Adam(model.parameters(), lr=cfg.lr))
+    state = new_state(cfg, clip.image[torch.arange(1)].shape[1] if clip else cfg.model.clip_dim, device)
     times = []
 
     def tick(b):

@@ -1,7 +1,19 @@
-"""Small file helpers shared by the data and CLIP caches."""
+"""Small file helpers shared by the data and CLIP caches and the trainer's checkpoints: file
+digests, and atomic writes.
+
+Writes go to a temporary file next to the target, then are renamed over it. A rename within one
+directory is atomic, so a killed process leaves either the old file or the new one, never a
+half-written cache entry or checkpoint.
+"""
 
 import hashlib
+import json
+import os
+import tempfile
 from pathlib import Path
+from typing import Callable
+
+import torch
 
 
 def file_sha256(path: Path) -> str:
@@ -11,3 +23,26 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; cache entries are for everyone to read
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_tensor(obj, path: Path) -> None:
+    """torch.save, atomically."""
+    _atomic(path, lambda tmp: torch.save(obj, tmp))
+
+
+def write_json(record: dict, path: Path) -> None:
+    """Sorted, indented JSON, atomically."""
+    _atomic(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n"))

@@ -6,7 +6,10 @@ import os
 import subprocess
 from pathlib import Path
 
-import mlflow
+# mlflow is imported inside the functions that use it: the CLI imports this module for its names,
+# and loading mlflow (or torch, as repro.train does) would slow every command's start-up.
+TRAIN_EXPERIMENT = "repro-train"  # the training runs (repro.train.run), read by the studies and reports too
+SPLIT_METRICS = ("epe_mm", "epe_median_mm", "auc_20_50")  # what a training run logs per split, as "<split>/<name>"
 
 
 def mlruns_dir() -> Path:
@@ -19,6 +22,8 @@ def tracking_uri() -> str:
 
 def experiment(name: str) -> str:
     """Point MLflow at the suite's store and return the id of experiment `name`, creating it if needed."""
+    import mlflow
+
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         mlruns_dir().mkdir(parents=True, exist_ok=True)
@@ -45,6 +50,8 @@ def log_files_run(experiment_name: str, name: str, files: list[Path], tags: dict
                   metrics: dict[str, float] | None = None) -> str:  # fmt: skip
     """One run of `experiment_name` holding what a command wrote (its files as artifacts) and the
     code's git state as tags; returns its run id. Report commands log this way."""
+    import mlflow
+
     exp = experiment(experiment_name)
     with mlflow.start_run(experiment_id=exp, run_name=name) as run:
         mlflow.set_tags({**git_state(), **tags})

@@ -16,7 +16,8 @@ from repro.clip.prompts import all_prompts
 from repro.data.errors import DataError
 from repro.report import fig4_retrieval as fig4
 from repro.report.curves import select_runs
-from repro.report.fig3_tsne import coverage, median_bandwidth, mix, mmd2, nn_aug_share
+from repro.clip.features import mix_features
+from repro.report.fig3_tsne import coverage, median_bandwidth, mmd2, nn_aug_share
 from repro.report.figures import EXPERIMENT as FIGURES
 from repro.tracking import experiment
 
@@ -50,7 +51,7 @@ def test_coverage_prefers_the_set_that_matches_the_target():
     aug = target + 0.05 * torch.randn(25, 5, generator=g)
     c = coverage({"t": target}, aug, source)["t"]
     assert c["nn_aug_share"] == 1.0 and c["mmd2_aug"] < c["mmd2_source"] and c["n_target"] == 25
-    assert torch.equal(mix(aug, source, 1.0), aug) and torch.equal(mix(aug, source, 0.0), source)
+    assert torch.equal(mix_features(aug, source, 1.0), aug) and torch.equal(mix_features(aug, source, 0.0), source)
 
 
 # -- Fig. 4 numbers ------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from repro.cli.tables import targets_from_args
-from repro.cli.train import _config_args, config_from_args
+from repro.cli.train import config_args, config_from_args
+from repro.tracking import TRAIN_EXPERIMENT
 
 OUT_DEFAULT = Path("reports/figures")
 REPORT_OUT = Path("reports")
@@ -29,7 +30,7 @@ def _clip_and_data(parser, ratio: float) -> None:
 def register(sub) -> None:
     report = sub.add_parser("report", help="every table study of a preset as a paper-style table (Markdown, HTML, LaTeX), "
                             "with an index of the tables and figures; logged to MLflow")  # fmt: skip
-    _config_args(report)  # the config flags of `repro table*`: the same ones find the same studies
+    config_args(report)  # the config flags of `repro table*`: the same ones find the same studies
     report.add_argument("--storage", help="Optuna storage URL the studies ran on (default: the journal files under mlruns/optuna/)")
     report.add_argument("--out", type=Path, default=REPORT_OUT, help=f"output folder (default {REPORT_OUT}; the index links its figures/)")
     report.set_defaults(func=_report)
@@ -48,7 +49,7 @@ def register(sub) -> None:
     fig4.set_defaults(func=_fig4)
 
     curves = sub.add_parser("curves", help="PCK curves and per-epoch training losses of tracked training runs")
-    curves.add_argument("--experiment", default="repro-train", help="MLflow experiment of the runs (default repro-train)")
+    curves.add_argument("--experiment", default=TRAIN_EXPERIMENT, help=f"MLflow experiment of the runs (default {TRAIN_EXPERIMENT})")
     curves.add_argument("--run-ids", nargs="+", help="runs to plot (default: every finished run, filtered by --preset/--study)")
     curves.add_argument("--preset", help="only runs of this preset (tag preset)")
     curves.add_argument("--study", help="only runs of this study (tag study, or reused by it)")

@@ -4,11 +4,11 @@ Each table is an Optuna study of its rows x seeds (repro.studies); a finished co
 across tables, a killed study resumes where it stopped. Exit status 0 when every cell finished.
 """
 
-from repro.cli.train import _config_args, config_from_args
+from repro.cli.train import config_args, config_from_args
 
 
 def _study_args(parser) -> None:
-    _config_args(parser)
+    config_args(parser)
     parser.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     parser.add_argument("--storage", help="Optuna storage URL shared by workers on several machines (e.g. postgresql://user@host/db; "
                         "with REPRO_TRACKING_URI=http://mlflow-server); default: a journal file under mlruns/optuna/")  # fmt: skip

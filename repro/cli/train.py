@@ -3,7 +3,7 @@
 import json
 
 
-def _config_args(parser) -> None:
+def config_args(parser) -> None:
     parser.add_argument("--preset", default="small", help="tiny | small | paper (default: small)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set mode=baseline --set model.width=0.5")  # fmt: skip
@@ -32,7 +32,7 @@ def config_from_args(args):
 
 def register(sub) -> None:
     train = sub.add_parser("train", help="train one configuration (reuses a finished run with the same config hash)")
-    _config_args(train)
+    config_args(train)
     train.set_defaults(func=_train)
 
     ev = sub.add_parser("eval", help="evaluate a finished run's checkpoint on its targets (or --target)")
@@ -43,7 +43,7 @@ def register(sub) -> None:
     config = sub.add_parser("config", help="inspect configurations")
     cmds = config.add_subparsers(dest="config_command", required=True)
     show = cmds.add_parser("show", help="print a preset's full config (with overrides) and its hash")
-    _config_args(show)
+    config_args(show)
     show.set_defaults(func=_show)
 
 

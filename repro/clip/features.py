@@ -16,11 +16,16 @@ from typing import Iterator, Sequence
 import torch
 from tqdm import tqdm
 
-from repro.clip import store
 from repro.clip.encoders import ClipEncoder
 from repro.clip.errors import ClipError
 from repro.clip.prompts import all_prompts
+from repro.files import save_tensor, write_json
 from repro.paths import cache_dir
+
+
+def mix_features(image: torch.Tensor, text: torch.Tensor, ratio: float) -> torch.Tensor:
+    """f_CLIP = r * f_CI + (1 - r) * f_CT, row by row: what training fuses and what Figs. 3-4 show."""
+    return ratio * image + (1 - ratio) * text
 
 
 def _entry_dir(record: dict) -> Path:
@@ -37,8 +42,8 @@ def _load(folder: Path, record: dict) -> torch.Tensor | None:
 
 
 def _store(folder: Path, record: dict, features: torch.Tensor) -> None:
-    store.save_tensor(features.contiguous(), folder / "features.pt")
-    store.write_json(record, folder / "manifest.json")
+    save_tensor(features.contiguous(), folder / "features.pt")
+    write_json(record, folder / "manifest.json")
 
 
 def _encoder_record(encoder: ClipEncoder) -> dict:

@@ -18,11 +18,11 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
-from repro.clip import prompts, store, synthclip
+from repro.clip import prompts, synthclip
 from repro.clip.encoders import OpenClipEncoder
 from repro.clip.preprocess import normalise, resize
 from repro.clip.zeroshot import evaluate
-from repro.files import file_sha256
+from repro.files import file_sha256, save_tensor, write_json
 
 EXPERIMENT = "clip-pretrain"
 # Bump when the training code changes what a recipe produces, so old checkpoints are not reused.
@@ -168,13 +168,13 @@ def pretrain(train_set: Sequence, val_set: Sequence, preset: Preset, seed: int =
         mlflow.log_params({"train_data": wanted["train_data"], "val_data": wanted["val_data"], "seed": seed, "device": device, **asdict(preset)})
         mlflow.log_dict(wanted["model_config"], "model_config.json")
         model = train(train_set, preset, seed, device, on_loss=log_loss)
-        store.save_tensor(model.cpu().state_dict(), synthclip.checkpoint_path())
+        save_tensor(model.cpu().state_dict(), synthclip.checkpoint_path())
         digest = file_sha256(synthclip.checkpoint_path())
         # Evaluated as the encoder `--clip synthclip` will load, so its cached features are reused.
         metrics = evaluate(OpenClipEncoder(model, synthclip.MODEL_NAME, synthclip.MODEL_NAME, digest, device), val_set)
         mlflow.log_metrics({k.replace("@", "_at_"): v for k, v in metrics.items() if isinstance(v, float)})
         manifest = {"recipe": wanted, "weights_sha256": digest, "metrics": metrics, "mlflow_run_id": run.info.run_id}
         mlflow.log_dict(manifest, "manifest.json")
-    store.write_json(manifest, synthclip.manifest_path())
+    write_json(manifest, synthclip.manifest_path())
     return manifest, False
 

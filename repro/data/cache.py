@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from repro.data.domains import GENERATOR_VERSION, get_domain, split_seed
 from repro.data.errors import DataError
+from repro.data.registry import DEFAULT_SIZE
 from repro.files import file_sha256
 from repro.paths import cache_dir
 
@@ -57,7 +58,7 @@ def _valid_manifest(path: Path, wanted: dict) -> dict | None:
 
 def build_domain(domain_name: str, split: str, n: int | None = None, size: int | None = None, root: Path | None = None) -> Path:
     """Render (domain, split) into the cache unless a matching cache exists; returns its directory."""
-    from repro.data.synthetic import DEFAULT_SIZE, render_range
+    from repro.data.synthetic import render_range
 
     domain = get_domain(domain_name)
     split_seed(domain, split)  # validates the split name

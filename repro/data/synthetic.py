@@ -6,11 +6,10 @@ from pathlib import Path
 import numpy as np
 
 from repro.data.domains import DOMAINS, GENERATOR_VERSION, DomainSpec, split_seed
-from repro.data.registry import register_dataset
+from repro.data.registry import DEFAULT_SIZE, register_dataset
 from repro.data.sample import HandSample
 from repro.data.world.scene import draw_scene, render_scenes
 
-DEFAULT_SIZE = 128
 STYLE_KEYS = ("hand_colour", "backdrop", "lighting", "scene")
 
 

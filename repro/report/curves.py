@@ -16,9 +16,8 @@ from mlflow.tracking import MlflowClient
 
 from repro.config import ConfigError
 from repro.report.figures import new_figure, save_png
-from repro.tracking import experiment
+from repro.tracking import TRAIN_EXPERIMENT, experiment
 
-TRAIN_EXPERIMENT = "repro-train"
 PCK_TABLE = "pck_curves.json"
 LOSSES = ("train/loss", "train/heat", "train/pose", "train/con")
 

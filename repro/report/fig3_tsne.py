@@ -37,11 +37,6 @@ DEFINITIONS = {
 }  # fmt: skip
 
 
-def mix(image: torch.Tensor, text: torch.Tensor, ratio: float) -> torch.Tensor:
-    """r * f_CI + (1 - r) * f_CT, row by row."""
-    return ratio * image + (1 - ratio) * text
-
-
 def nn_aug_share(target: torch.Tensor, aug: torch.Tensor, source: torch.Tensor) -> float:
     """Share of target rows whose nearest row of aug ∪ source is an aug row (ties count half)."""
     d_aug = torch.cdist(target.double(), aug.double()).min(dim=1).values
@@ -112,7 +107,7 @@ def run_fig3(*, clip: str, clip_checkpoint, n: int, ratio: float, seed: int, sou
              data_root: str | None, size: int, out) -> tuple[dict, list]:  # fmt: skip
     """Compute, draw and write Fig. 3; returns (the numbers, the files written)."""
     from repro.clip.encoders import build_encoder
-    from repro.clip.features import image_features, text_features
+    from repro.clip.features import image_features, mix_features, text_features
     from repro.clip.prompts import all_prompts
     from repro.train.data import load_split
 
@@ -124,7 +119,7 @@ def run_fig3(*, clip: str, clip_checkpoint, n: int, ratio: float, seed: int, sou
     prompts = all_prompts()
     drawn = torch.randint(len(prompts), (len(src),), generator=torch.Generator().manual_seed(seed)).tolist()
     # Encode only the drawn sentences: the same rows as indexing f_CT of all 3,920, at a fraction of the cost.
-    aug = mix(f_source, text_features(encoder, [prompts[i] for i in drawn]), ratio)
+    aug = mix_features(f_source, text_features(encoder, [prompts[i] for i in drawn]), ratio)
     splits = {t: load_split(t, "test", n, size, data_root) for t in targets}
     f_targets = {t: image_features(encoder, split.dataset) for t, split in splits.items()}
 

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from repro.clip.features import mix_features
 from repro.clip.prompts import HANDS, HEADS, LIGHTING_WORDS, caption
 from repro.config import ConfigError
 from repro.data.errors import DataError
@@ -113,7 +114,7 @@ def precision_report(f_gallery: torch.Tensor, f_prompts: torch.Tensor, pairs: li
     """precision@k of the mixed and the image-only query and chance, overall and per attribute."""
     exclude = torch.tensor([p.query for p in pairs])
     images = f_gallery[exclude]
-    mixed = precision_at_k(retrieve(ratio * images + (1 - ratio) * f_prompts, f_gallery, exclude, k)[0], relevant)
+    mixed = precision_at_k(retrieve(mix_features(images, f_prompts, ratio), f_gallery, exclude, k)[0], relevant)
     image_only = precision_at_k(retrieve(images, f_gallery, exclude, k)[0], relevant)
     chance = relevant.double().sum(dim=1) / (len(f_gallery) - 1)  # the query never carries its pair's word
 
@@ -169,7 +170,7 @@ def run_fig4(*, clip: str, clip_checkpoint, n: int, ratio: float, k: int, querie
 
     shown = drawn[:queries]
     exclude = torch.tensor([p.query for p in shown])
-    indices, sims = retrieve(ratio * f_gallery[exclude] + (1 - ratio) * f_prompts[: len(shown)], f_gallery, exclude, k)
+    indices, sims = retrieve(mix_features(f_gallery[exclude], f_prompts[: len(shown)], ratio), f_gallery, exclude, k)
     world = " (synthetic world)" if source.startswith("synth-") else ""
     title = (f"Fig. 4{world}: {source} images ranked by cos({ratio:g}·f_CI(x) + {1 - ratio:g}·f_CT(t), f_CI)  [{encoder.identity}]\n"
              f"precision@{k} of the prompt's style over {report['pairs']} pairs: {report['precision_at_k']:.2f} "

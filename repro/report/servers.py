@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from repro.config import ConfigError
+from repro.studies.runner import journal_dir, journal_path, open_storage
 from repro.tracking import mlruns_dir, tracking_uri
 
 HOST = "127.0.0.1"
@@ -38,22 +39,20 @@ def run_mlflow_ui(port: int) -> None:
 
 def journals() -> list[str]:
     """Stems of the study journal files under mlruns/optuna/ (one per table, plus "tune")."""
-    return sorted(p.stem for p in (mlruns_dir() / "optuna").glob("*.journal"))
+    return sorted(p.stem for p in journal_dir().glob("*.journal"))
 
 
 def study_storage(storage_url: str | None, table: str | None):
     """The Optuna storage of --storage URL, or of table NAME's journal file (the only journal if neither is given)."""
-    from repro.studies.runner import open_storage
-
     if storage_url:
         return open_storage(storage_url, table or "")
     found = journals()
     if table is None:
         if len(found) != 1:
-            raise ConfigError(f"give --table NAME or --storage URL; journals under {mlruns_dir() / 'optuna'}: {', '.join(found) or 'none'}")
+            raise ConfigError(f"give --table NAME or --storage URL; journals under {journal_dir()}: {', '.join(found) or 'none'}")
         table = found[0]
     if table not in found:
-        raise ConfigError(f"no study journal {mlruns_dir() / 'optuna' / table}.journal (found: {', '.join(found) or 'none'}); "
+        raise ConfigError(f"no study journal {journal_path(table)} (found: {', '.join(found) or 'none'}); "
                           f"run `repro {table}` first or pass --storage URL")  # fmt: skip
     return open_storage(None, table)
 

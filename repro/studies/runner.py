@@ -36,6 +36,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import import_module
+from pathlib import Path
 from typing import Callable, Protocol
 
 import optuna
@@ -44,13 +45,13 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from repro.clip.errors import ClipError
-from repro.config import ConfigError
+from repro.config import ConfigError, RunConfig, with_overrides
 from repro.data.errors import DataError
+from repro.presets import PRESETS, preset_config
 from repro.studies.locks import HEARTBEAT_S, is_alive, locks_for, sqlalchemy_url, worker_identity
-from repro.tracking import experiment, mlruns_dir
+from repro.tracking import TRAIN_EXPERIMENT, experiment, mlruns_dir
 
 EXPERIMENT = "repro-studies"
-TRAIN_EXPERIMENT = "repro-train"  # repro.train.run.EXPERIMENT, named here so workers need not import torch to set up
 POLL_S = 2.0  # how often a worker with nothing left to claim looks at the others' cells
 ATTEMPTS = 2  # tries per cell and invocation: one retry of a failed cell, then it is reported as failed
 
@@ -92,6 +93,14 @@ class Session:
     invocation: str
 
 
+def study_name(prefix: str, config: RunConfig, default_overrides: dict | None = None) -> str:
+    """`prefix` when `config` is its preset's own (with `default_overrides`), else prefix-<hash8>:
+    a config changed on the command line (--set, --clip, ...) is another study."""
+    if config.preset in PRESETS and with_overrides(preset_config(config.preset), default_overrides or {}).hash == config.hash:
+        return prefix
+    return f"{prefix}-{config.hash[:8]}"
+
+
 def plan_to_json(plan: Plan) -> dict:
     return {"class": f"{type(plan).__module__}:{type(plan).__name__}", "args": plan.to_json()}
 
@@ -113,11 +122,20 @@ def default_trainer() -> Callable:
     return train_run
 
 
+def journal_dir() -> Path:
+    return mlruns_dir() / "optuna"
+
+
+def journal_path(journal: str) -> Path:
+    """A study's default storage: an Optuna journal file under mlruns/optuna/."""
+    return journal_dir() / f"{journal}.journal"
+
+
 def open_storage(url: str | None, journal: str) -> optuna.storages.BaseStorage:
     if url is None:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-        path = mlruns_dir() / "optuna" / f"{journal}.journal"
+        path = journal_path(journal)
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     engine = {} if url.startswith("sqlite") else {"pool_pre_ping": True}  # long trainings leave connections idle
@@ -126,7 +144,7 @@ def open_storage(url: str | None, journal: str) -> optuna.storages.BaseStorage:
 
 def storage_label(url: str | None, journal: str) -> str:
     if url is None:
-        return str(mlruns_dir() / "optuna" / f"{journal}.journal")
+        return str(journal_path(journal))
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
@@ -134,7 +152,7 @@ def storage_label(url: str | None, journal: str) -> str:
 
 def find_study(plan: Plan, url: str | None = None) -> optuna.Study | None:
     """The plan's study if it was ever run, else None: for reading results, so it creates neither a journal file nor a study."""
-    if url is None and not (mlruns_dir() / "optuna" / f"{plan.journal}.journal").is_file():
+    if url is None and not journal_path(plan.journal).is_file():
         return None
     try:
         return optuna.load_study(study_name=plan.study_name, storage=open_storage(url, plan.journal))

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repro.config import ConfigError, RunConfig, with_overrides
+from repro.tracking import SPLIT_METRICS
 
 # Next to the package: the repository's studies/ folder (the package is installed editable).
 STUDIES_DIR = Path(__file__).resolve().parents[2] / "studies"
@@ -158,7 +159,7 @@ def load_spec(path: str | Path) -> TableSpec:
     seeds = data.get("seeds", 1)
     _expect(isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1, f"{where}.seeds", f"expected an integer >= 1, got {seeds!r}")
     metric = data.get("metric", "epe_mm")
-    _expect(metric in ("epe_mm", "epe_median_mm", "auc_20_50"), f"{where}.metric", "expected epe_mm, epe_median_mm or auc_20_50")
+    _expect(metric in SPLIT_METRICS, f"{where}.metric", f"expected one of {', '.join(SPLIT_METRICS)}")
     base = _flatten(_table(data, "base", where))
     _check_overrides(base, f"{where}.base")
     rows_data = data.get("rows")

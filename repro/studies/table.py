@@ -14,19 +14,8 @@ import json
 import statistics
 
 from repro.config import ConfigError, RunConfig, from_dict, with_overrides
-from repro.presets import PRESETS, preset_config
-from repro.studies.runner import Cell, run_study
+from repro.studies.runner import Cell, run_study, study_name
 from repro.studies.spec import Row, TableSpec, load_spec, load_table
-
-
-def _study_name(spec: TableSpec, base: RunConfig, targets: dict[str, str]) -> str:
-    name = f"{spec.name}-{base.preset}"
-    ours = with_overrides(base, {"targets": tuple(targets.values())})
-    if base.preset in PRESETS:
-        default = with_overrides(preset_config(base.preset), {"targets": tuple(spec.columns.values())})
-        if ours.hash == default.hash:
-            return name
-    return f"{name}-{ours.hash[:8]}"
 
 
 class TablePlan:
@@ -37,7 +26,8 @@ class TablePlan:
         self.base = base
         self.seeds = seeds or spec.seeds
         self.targets = dict(targets or spec.columns)
-        self.study_name = _study_name(spec, base, self.targets)
+        ours = with_overrides(base, {"targets": tuple(self.targets.values())})
+        self.study_name = study_name(f"{spec.name}-{base.preset}", ours, {"targets": tuple(spec.columns.values())})
         self.journal = spec.name
 
     @classmethod

@@ -19,8 +19,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from repro.config import ConfigError, RunConfig, from_dict, with_overrides
-from repro.presets import PRESETS, preset_config
-from repro.studies.runner import Cell
+from repro.studies.runner import Cell, study_name
 
 CANDIDATES = {"ratio": (0.4, 0.6, 0.8, 0.9), "lambda_con": (1.0, 0.1, 0.01, 0.001)}
 
@@ -39,9 +38,7 @@ class TunePlan:
         if trials is not None and trials < 1:
             raise ConfigError(f"--trials must be at least 1, got {trials}")
         self.base, self.folds, self.params, self.trials = base, folds, tuple(params), trials
-        name = f"tune-{base.preset}-{'+'.join(self.params)}-k{folds}"
-        default = preset_config(base.preset) if base.preset in PRESETS else None
-        self.study_name = name if default is not None and default.hash == base.hash else f"{name}-{base.hash[:8]}"
+        self.study_name = study_name(f"tune-{base.preset}-{'+'.join(self.params)}-k{folds}", base)
 
     def cells(self) -> list[Cell]:
         grid = [dict(zip(self.params, values)) for values in itertools.product(*(CANDIDATES[p] for p in self.params))]

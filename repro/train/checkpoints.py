@@ -9,9 +9,9 @@ import torch
 from repro.config import from_dict
 from repro.model.config import ModelConfig
 from repro.model.hand_pose import HandPoseModel
-from repro.tracking import experiment
+from repro.tracking import SPLIT_METRICS, experiment
 from repro.train.data import load_split
-from repro.train.evaluate import pose_metrics, predict
+from repro.train.evaluate import evaluate_split
 from repro.train.run import EXPERIMENT, device_for_training
 
 
@@ -32,6 +32,6 @@ def evaluate_run(run_id: str, targets: list[str] | None = None) -> dict:
     out = {}
     for name in targets or list(cfg.targets):
         split = load_split(name, "test", cfg.n_test, cfg.image_size, cfg.data_root)
-        m = pose_metrics(predict(model, split.images, cfg.model.input_size, device), split.xyz)
-        out[name] = {k: m[k] for k in ("epe_mm", "epe_median_mm", "auc_20_50")}
+        metrics = evaluate_split(model, split, cfg.model.input_size, device)
+        out[name] = {k: metrics[k] for k in SPLIT_METRICS}
     return out

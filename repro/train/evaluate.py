@@ -39,3 +39,8 @@ def pose_metrics(coords: torch.Tensor, xyz: torch.Tensor) -> dict:
         "pck_curve": curve,
         "pck_thresholds_mm": pck_thresholds(),
     }
+
+
+def evaluate_split(model, split, input_size: int, device) -> dict:
+    """pose_metrics of the model's Branch1 + f_PP predictions on a split (SplitTensors)."""
+    return pose_metrics(predict(model, split.images, input_size, device), split.xyz)

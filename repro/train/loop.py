@@ -15,9 +15,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from repro.clip.features import mix_features
 from repro.config import RunConfig
+from repro.files import save_tensor
 from repro.geometry3d import normalize_pose
 from repro.losses import contrastive_loss, gaussian_heatmaps, hardest_negative, heatmap_loss, pose_loss
+from repro.model.hand_pose import HandPoseModel
 from repro.train.augment import normal_augment
 from repro.train.evaluate import model_inputs
 
@@ -51,6 +54,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def new_state(cfg: RunConfig, clip_dim: int, device) -> TrainState:
+    """A fresh model, seeded by cfg.seed, and the paper's Adam for it; channels-last on a GPU."""
+    seed_everything(cfg.seed)
+    model = HandPoseModel(dataclasses.replace(cfg.model, clip_dim=clip_dim)).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return TrainState(model, torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)))
+
+
 def rng_state() -> dict:
     return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
 
@@ -62,12 +74,9 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(path: Path, state: TrainState) -> None:
-    """Atomic: write beside, then rename, so a kill mid-write keeps the previous checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": state.model.state_dict(), "model_config": dataclasses.asdict(state.model.cfg), "optimizer": state.optimizer.state_dict(), "epoch": state.epoch,
-                "history": state.history, "rng": rng_state()}, tmp)  # fmt: skip
-    tmp.replace(path)
+    """Atomic (repro.files), so a kill mid-write keeps the previous checkpoint."""
+    save_tensor({"model": state.model.state_dict(), "model_config": dataclasses.asdict(state.model.cfg), "optimizer": state.optimizer.state_dict(),
+                 "epoch": state.epoch, "history": state.history, "rng": rng_state()}, path)  # fmt: skip
 
 
 def load_checkpoint(path: Path, state: TrainState) -> None:
@@ -107,7 +116,7 @@ def train_epoch(cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | N
         clip_feature = None
         if clip is not None:
             prompts = torch.randint(len(clip.text), (len(idx),))
-            clip_feature = (r * clip.image[idx] + (1 - r) * clip.text[prompts]).to(device)
+            clip_feature = mix_features(clip.image[idx], clip.text[prompts], r).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             contrast_views = cfg.augment == "normal-contrastive"
             out = model(x, clip_feature, embed=contrast_views)

@@ -6,7 +6,6 @@ ends as FAILED with the reason in the tag `failure_reason`. Checkpoints live und
 mlruns/checkpoints/<hash>/ and the last one is logged as an artifact.
 """
 
-import dataclasses
 import sys
 from dataclasses import dataclass
 
@@ -19,14 +18,13 @@ from mlflow.tracking import MlflowClient
 
 from repro.config import RunConfig
 from repro.geometry3d import normalize_pose
-from repro.model.hand_pose import HandPoseModel
 from repro.paths import cache_dir
-from repro.tracking import experiment, git_state, mlruns_dir
+from repro.tracking import SPLIT_METRICS, TRAIN_EXPERIMENT, experiment, git_state, mlruns_dir
 from repro.train.data import cv_split, load_split
-from repro.train.evaluate import pose_metrics, predict
-from repro.train.loop import ClipFeatures, TrainingDiverged, TrainState, load_checkpoint, save_checkpoint, seed_everything, train_epoch
+from repro.train.evaluate import evaluate_split, pose_metrics
+from repro.train.loop import ClipFeatures, TrainingDiverged, load_checkpoint, new_state, save_checkpoint, train_epoch
 
-EXPERIMENT = "repro-train"
+EXPERIMENT = TRAIN_EXPERIMENT
 
 
 @dataclass
@@ -69,8 +67,8 @@ def _log_inputs(splits: dict[str, object], cfg: RunConfig) -> None:
 def _evaluate(model, cfg, device, val, targets, mean_pose) -> tuple[dict, pd.DataFrame]:
     metrics, curves = {}, {}
     for key, split in [("val", val)] + [(t.name, t) for t in targets]:
-        result = pose_metrics(predict(model, split.images, cfg.model.input_size, device), split.xyz)
-        for name in ("epe_mm", "epe_median_mm", "auc_20_50"):
+        result = evaluate_split(model, split, cfg.model.input_size, device)
+        for name in SPLIT_METRICS:
             metrics[f"{key}/{name}"] = result[name]
         curves[key] = result["pck_curve"].numpy()
         thresholds = result["pck_thresholds_mm"].numpy()
@@ -99,12 +97,7 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
     targets = [load_split(t, "test", cfg.n_test, cfg.image_size, cfg.data_root) for t in cfg.targets]
 
     clip_dim = clip.image.shape[1] if clip is not None else cfg.model.clip_dim  # the encoder decides
-    seed_everything(cfg.seed)
-    model = HandPoseModel(dataclasses.replace(cfg.model, clip_dim=clip_dim)).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    state = TrainState(model, optimizer)
+    state = new_state(cfg, clip_dim, device)
     ckpt = mlruns_dir() / "checkpoints" / cfg.hash / "last.pt"
 
     tags = {"config_hash": cfg.hash, "preset": cfg.preset, "device": str(device), **git_state(), **clip_tags,
@@ -136,7 +129,7 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
             return RunResult(run.info.run_id, cfg.hash, "FAILED", {}, reused=False)
 
         mean_pose = normalize_pose(train.xyz)[0].mean(0, keepdim=True)
-        metrics, pck = _evaluate(model, cfg, device, val, targets, mean_pose)
+        metrics, pck = _evaluate(state.model, cfg, device, val, targets, mean_pose)
         mlflow.log_metrics(metrics)
         mlflow.log_table(pck, artifact_file="pck_curves.json")
         mlflow.log_artifact(str(ckpt), artifact_path="checkpoint")

@@ -20,7 +20,6 @@ from repro.data.geometry import crop_intrinsics, mirror_x, project
 from repro.data.sample import HandSample
 
 CROP_MARGIN = 1.5  # crop side = this * the longer side of the projected joints' bounding box
-DEFAULT_SIZE = 128  # crop side in pixels
 
 
 def require_dir(path: Path, what: str, layout: str) -> Path:

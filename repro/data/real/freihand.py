@@ -17,10 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from repro.data.errors import DataError
-from repro.data.real.common import (
-    DEFAULT_SIZE, RealHandDataset, build_sample, count_files, require_dir, require_file, require_finite,
-)
-from repro.data.registry import register_dataset
+from repro.data.real.common import RealHandDataset, build_sample, count_files, require_dir, require_file, require_finite
+from repro.data.registry import DEFAULT_SIZE, register_dataset
 from repro.data.sample import HandSample
 
 LAYOUT = ("FreiHAND v2 layout: training/rgb/%08d.jpg, training_xyz.json, training_K.json, "

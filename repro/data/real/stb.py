@@ -29,10 +29,8 @@ from scipy.spatial.transform import Rotation
 
 from repro.data.errors import DataError
 from repro.data.joints import MIDDLE_MCP, WRIST
-from repro.data.real.common import (
-    DEFAULT_SIZE, RealHandDataset, build_sample, count_files, require_dir, require_file, require_finite,
-)
-from repro.data.registry import register_dataset
+from repro.data.real.common import RealHandDataset, build_sample, count_files, require_dir, require_file, require_finite
+from repro.data.registry import DEFAULT_SIZE, register_dataset
 from repro.data.sample import HandSample
 
 LAYOUT = "STB layout: labels/<seq>_SK.mat with handPara (3, 21, frames) in mm, images/<seq>/SK_color_%d.png"
