@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from repro.model import HandPoseModel, ModelConfig
+from repro.model.config import ModelConfig
+from repro.model.hand_pose import HandPoseModel
 
 PAPER = ModelConfig(input_size=256, width=1.0)
 

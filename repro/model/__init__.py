@@ -1,10 +1,7 @@
-"""The hand pose network: f_H2D (2D heatmaps, CLIP-fusion Branch2) and f_PP (PosePrior)."""
+"""The hand pose network: f_H2D (2D heatmaps, CLIP-fusion Branch2) and f_PP (PosePrior).
 
-from repro.model.config import ModelConfig
-from repro.model.hand_pose import HandPoseModel, HandPoseOutput
-from repro.model.heatmap_net import Branch2, HeatmapNet, ProjectionHead
-from repro.model.pose_prior import PosePrior
-
-__all__ = [
-    "ModelConfig", "HandPoseModel", "HandPoseOutput", "HeatmapNet", "Branch2", "ProjectionHead", "PosePrior",
-]  # fmt: skip
+config       ModelConfig, the sizes and switches (pure data: importing it does not load torch)
+heatmap_net  f_H2D: trunk, Branch1 (three CPM stages), Branch2 and the ProjectionHead
+pose_prior   f_PP: canonical and viewpoint streams, Rodrigues rotation
+hand_pose    HandPoseModel = f_PP(f_H2D(x)) and its HandPoseOutput
+"""
