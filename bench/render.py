@@ -1,35 +1,45 @@
-"""Rendering throughput of the synthetic world (drawing parameters + ray casting + backdrops).
+"""Rendering throughput of the synthetic world, as `repro data build` renders it.
 
-Run by hand: `.venv/bin/python bench/render.py [--size 128] [--n 1024] [--batch 64]`.
-Prints images/s per domain and the ratio to the 300 images/s target of the foundation issue.
+Run by hand on a quiet machine: `.venv/bin/python bench/render.py [--size 128] [--n 2048] [--workers 2]`.
+Per domain: images/s in this process (torch's default threads) and in `--workers` single-threaded
+worker processes (the cache builder's default: one per core, process start-up included), their
+ratio, and each figure's ratio to the 300 images/s target of the foundation issue.
 """
 
 import argparse
+import os
 import time
 
 import torch
 
+from repro.data.cache import render_batches
 from repro.data.domains import DOMAINS
-from repro.data.synthetic import render_range
 
 TARGET = 300.0
+
+
+def rate(name: str, split: str, n: int, size: int, workers: int) -> float:
+    start = time.perf_counter()
+    for _ in render_batches(name, split, 0, n, size, workers):
+        pass
+    return n / (time.perf_counter() - start)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--n", type=int, default=1024)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--n", type=int, default=2048)
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.size}x{args.size}, batch {args.batch}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads in-process, {args.workers} worker processes, "
+          f"{args.size}x{args.size}, {args.n} images per figure")  # fmt: skip
     for name, domain in DOMAINS.items():
         split = next(iter(domain.splits))
-        render_range(domain, split, 0, args.batch, args.size)  # warm-up
-        start = time.perf_counter()
-        for b in range(0, args.n, args.batch):
-            render_range(domain, split, b, min(args.n, b + args.batch), args.size)
-        rate = args.n / (time.perf_counter() - start)
-        print(f"{name:11s} {rate:7.1f} img/s  ({rate / TARGET:.2f}x the {TARGET:.0f} img/s target)")
+        rate(name, split, 64, args.size, 1)  # warm-up
+        single = rate(name, split, args.n, args.size, 1)
+        multi = rate(name, split, args.n, args.size, args.workers)
+        print(f"{name:11s} in-process {single:6.1f} img/s ({single / TARGET:.2f}x target)   "
+              f"{args.workers} workers {multi:6.1f} img/s ({multi / TARGET:.2f}x target)   workers/in-process {multi / single:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -81,6 +81,22 @@ def test_the_first_samples_do_not_depend_on_the_split_size(cache):
     assert torch.equal(small["image"], large["image"][:3])
 
 
+def test_the_cache_bytes_do_not_depend_on_the_number_of_render_workers(tmp_path):
+    def build(workers):
+        path = build_domain("synth-clip", "train", n=200, size=32, root=tmp_path / f"w{workers}", workers=workers)
+        return json.loads((path / "manifest.json").read_text())
+
+    one, two = build(1), build(2)
+    assert one["digest"] == two["digest"]  # sha256 of every shard's bytes
+    assert [s["count"] for s in two["shards"]] == [200]
+
+
+def test_a_bad_worker_count_is_named(monkeypatch):
+    monkeypatch.setenv("REPRO_RENDER_WORKERS", "two")
+    with pytest.raises(DataError, match="REPRO_RENDER_WORKERS must be a positive integer, got 'two'"):
+        build_domain("synth-frei", "val", n=8, size=32)
+
+
 def test_bad_domain_and_split_are_named():
     with pytest.raises(DataError, match="synth-nope"):
         build_domain("synth-nope", "train")

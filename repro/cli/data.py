@@ -14,6 +14,7 @@ def register(sub) -> None:
     build.add_argument("--split", default=None, help="split to build (default: every split of the domain)")
     build.add_argument("--n", type=int, default=None, help="number of samples (default: the domain's size)")
     build.add_argument("--size", type=int, default=None, help="image side in pixels (default: the domain's)")
+    build.add_argument("--workers", type=int, default=None, help="render processes (default: $REPRO_RENDER_WORKERS or one per core)")
     build.set_defaults(func=_build)
 
     show = cmds.add_parser("show", help="write a PNG grid of samples with their 2D joints drawn on top")
@@ -40,7 +41,7 @@ def _build(args) -> int:
     domain = get_domain(args.domain)
     splits = [args.split] if args.split else list(domain.splits)
     for split in splits:
-        path = build_domain(domain.name, split, n=args.n, size=args.size)
+        path = build_domain(domain.name, split, n=args.n, size=args.size, workers=args.workers)
         print(path)
     return 0
 

@@ -89,9 +89,8 @@ def _from_checkpoint(model_name: str, checkpoint: Path, identity: str, device: s
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise ClipError(f"CLIP checkpoint {checkpoint} does not exist")
-    model = open_clip.create_model(model_name, pretrained=None)
-    try:
-        open_clip.load_checkpoint(model, str(checkpoint), strict=True)
+    try:  # given as `pretrained`, so open_clip does not log "initialized randomly" before we load
+        model = open_clip.create_model(model_name, pretrained=str(checkpoint))
     except Exception as err:  # torch.load's unpickling errors, or load_state_dict's key/shape mismatch
         first = str(err).strip().splitlines()[0][:400]
         raise ClipError(f"CLIP checkpoint {checkpoint} is not an open_clip state dict for {model_name}: {first}") from err

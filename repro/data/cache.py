@@ -3,12 +3,21 @@
 A cache directory is reused when its manifest matches the request (domain spec, split, count, size,
 generator version) and every shard's checksum matches; otherwise it is rebuilt beside the old one and
 swapped in only when complete, so an interrupted build never leaves a half-written cache behind.
+
+Batches render in worker processes, one torch thread each: the renderer is many small elementwise
+ops, which two processes keep busier than two threads in one (see bench/render.py). A sample is a
+pure function of its index and renders identically in any batch, so the cache's bytes do not depend
+on the number of workers (tested).
 """
 
 import hashlib
 import json
+import multiprocessing
+import os
 import shutil
 import sys
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -22,6 +31,51 @@ from repro.paths import cache_dir
 
 SHARD = 1024
 RENDER_BATCH = 64
+# A worker process costs about a second to start (it imports torch): only worth it with several batches each.
+MIN_BATCHES_PER_WORKER = 4
+
+
+def default_workers(n_batches: int) -> int:
+    """$REPRO_RENDER_WORKERS, else one per available core, never more than the work can use."""
+    env = os.environ.get("REPRO_RENDER_WORKERS")
+    if env is not None:
+        if not env.isdigit() or int(env) < 1:
+            raise DataError(f"REPRO_RENDER_WORKERS must be a positive integer, got {env!r}")
+        return int(env)
+    return max(1, min(len(os.sched_getaffinity(0)), n_batches // MIN_BATCHES_PER_WORKER))
+
+
+def _render_batch(domain_name: str, split: str, start: int, stop: int, size: int) -> dict:
+    from repro.data.synthetic import render_range
+
+    return render_range(get_domain(domain_name), split, start, stop, size)
+
+
+def _canonical(part: dict) -> dict:
+    """Interned style strings, so a batch from a worker pickles to the same bytes as one rendered here
+    (pickle writes a string shared by many samples once; unpickling would un-share it per batch)."""
+    part["style"] = [{sys.intern(k): sys.intern(v) for k, v in style.items()} for style in part["style"]]
+    return part
+
+
+def _single_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def render_batches(domain_name: str, split: str, start: int, stop: int, size: int, workers: int) -> Iterator[dict]:
+    """Samples start..stop-1 in batches of RENDER_BATCH, in order; in `workers` processes when > 1."""
+    ranges = [(b, min(stop, b + RENDER_BATCH)) for b in range(start, stop, RENDER_BATCH)]
+    if workers <= 1:
+        for b, e in ranges:
+            yield _canonical(_render_batch(domain_name, split, b, e, size))
+        return
+    # forkserver, not fork: the caller may hold threads (MLflow, torch) whose locks a fork would copy.
+    # The server imports the renderer once per process; workers fork from it already loaded.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["repro.data.synthetic"])
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_single_thread) as pool:
+        n = len(ranges)
+        yield from map(_canonical, pool.map(_render_batch, [domain_name] * n, [split] * n, [b for b, _ in ranges], [e for _, e in ranges], [size] * n))
 
 
 def _concat(parts: list[dict]) -> dict:
@@ -56,10 +110,10 @@ def _valid_manifest(path: Path, wanted: dict) -> dict | None:
     return manifest
 
 
-def build_domain(domain_name: str, split: str, n: int | None = None, size: int | None = None, root: Path | None = None) -> Path:
-    """Render (domain, split) into the cache unless a matching cache exists; returns its directory."""
-    from repro.data.synthetic import render_range
-
+def build_domain(domain_name: str, split: str, n: int | None = None, size: int | None = None, root: Path | None = None,
+                 workers: int | None = None) -> Path:  # fmt: skip
+    """Render (domain, split) into the cache unless a matching cache exists; returns its directory.
+    `workers`: render processes (default: default_workers)."""
     domain = get_domain(domain_name)
     split_seed(domain, split)  # validates the split name
     n = n if n is not None else domain.splits[split]
@@ -76,16 +130,17 @@ def build_domain(domain_name: str, split: str, n: int | None = None, size: int |
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     shards = []
-    with tqdm(total=n, desc=f"render {domain.name}/{split}", unit="img") as bar:
+    workers = workers or default_workers(-(-n // RENDER_BATCH))
+    batches = render_batches(domain.name, split, 0, n, size, workers)
+    with tqdm(total=n, desc=f"render {domain.name}/{split} ({workers} worker{'s' * (workers > 1)})", unit="img") as bar:
         for start in range(0, n, SHARD):
             stop = min(n, start + SHARD)
             parts = []
-            for b in range(start, stop, RENDER_BATCH):
-                parts.append(render_range(domain, split, b, min(stop, b + RENDER_BATCH), size))
-                bar.update(min(stop, b + RENDER_BATCH) - b)
-            shard = _concat(parts)
+            for _ in range(start, stop, RENDER_BATCH):  # RENDER_BATCH divides SHARD
+                parts.append(next(batches))
+                bar.update(len(parts[-1]["caption"]))
             file = tmp / f"shard-{start // SHARD:05d}.pt"
-            torch.save(shard, file)
+            torch.save(_concat(parts), file)
             shards.append({"file": file.name, "count": stop - start, "sha256": file_sha256(file)})
     digest = hashlib.sha256(json.dumps([wanted, [s["sha256"] for s in shards]]).encode()).hexdigest()
     (tmp / "manifest.json").write_text(json.dumps({**wanted, "shards": shards, "digest": digest}, indent=1))
