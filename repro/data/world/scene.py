@@ -128,20 +128,24 @@ def _lambert(normal, light, ambient, diffuse):
 
 
 def _backdrop(scenes, rays, light, ambient, diffuse, gain, size) -> torch.Tensor:
-    """Flat backdrops fill the frame; rooms are a textured back wall and a checked floor, ray-cast."""
+    """Flat backdrops fill the frame; rooms are a textured back wall and a checked floor, ray-cast.
+    The room geometry is computed for the room samples only (elementwise, so no sample's pixels change)."""
     B = len(scenes)
     px = (torch.arange(size, dtype=torch.float32) + 0.5) / size
     flat_y, flat_x = torch.meshgrid(px, px, indexing="ij")
-    room = torch.tensor([s["scene"] == "room" for s in scenes])
-    # Room planes in the camera frame (y down): wall z = Zw facing the camera, floor y = Yf facing up.
-    z_wall = _tensor(scenes, "distance") + _tensor(scenes, "wall_behind")
-    y_floor = _tensor(scenes, "floor_below") + _tensor(scenes, "distance") * torch.tan(torch.deg2rad(_tensor(scenes, "off_axis")[:, 1]))
-    t_wall = z_wall[:, None, None] / rays[..., 2]
-    t_floor = torch.where(rays[..., 1] > 1e-6, y_floor[:, None, None] / rays[..., 1].clamp_min(1e-6), float("inf"))
-    on_floor = t_floor < t_wall
-    hit = rays * torch.minimum(t_wall, t_floor)[..., None]
-    X = torch.where(room[:, None, None], hit[..., 0] / 400.0, flat_x)
-    Y = torch.where(room[:, None, None], hit[..., 1] / 400.0, flat_y)
+    X, Y = flat_x.expand(B, size, size).clone(), flat_y.expand(B, size, size).clone()
+    room = torch.tensor([i for i, s in enumerate(scenes) if s["scene"] == "room"], dtype=torch.long)
+    rooms = [scenes[i] for i in room.tolist()]
+    if rooms:
+        # Room planes in the camera frame (y down): wall z = Zw facing the camera, floor y = Yf facing up.
+        r = rays[room]
+        z_wall = _tensor(rooms, "distance") + _tensor(rooms, "wall_behind")
+        y_floor = _tensor(rooms, "floor_below") + _tensor(rooms, "distance") * torch.tan(torch.deg2rad(_tensor(rooms, "off_axis")[:, 1]))
+        t_wall = z_wall[:, None, None] / r[..., 2]
+        t_floor = torch.where(r[..., 1] > 1e-6, y_floor[:, None, None] / r[..., 1].clamp_min(1e-6), float("inf"))
+        on_floor = t_floor < t_wall
+        hit = r * torch.minimum(t_wall, t_floor)[..., None]
+        X[room], Y[room] = hit[..., 0] / 400.0, hit[..., 1] / 400.0
 
     params, base, second = _tensor(scenes, "backdrop_params"), _tensor(scenes, "base_rgb"), _tensor(scenes, "second_rgb")
     out = torch.empty(B, 3, size, size)
@@ -149,14 +153,14 @@ def _backdrop(scenes, rays, light, ambient, diffuse, gain, size) -> torch.Tensor
         idx = torch.tensor([i for i, s in enumerate(scenes) if s["backdrop"] == word])
         out[idx] = TEXTURES[word](X[idx], Y[idx], params[idx], base[idx], second[idx])
 
-    checker = ((torch.floor(hit[..., 0] / 250.0) + torch.floor(hit[..., 2] / 250.0)) % 2)[:, None]
-    floor = _tensor(scenes, "floor_rgb")[..., None, None] * (0.85 + 0.15 * checker)
-    # Room planes are lit like the hand; normalised so that a wall lit head-on keeps its named colour.
-    ambient, diffuse = ambient[:, None, None], diffuse[:, None, None]
-    wall_shade = _lambert(torch.tensor([0.0, 0.0, -1.0]), light[:, None, None], ambient, diffuse) / (ambient + diffuse * 0.8)
-    floor_shade = _lambert(torch.tensor([0.0, -1.0, 0.0]), light[:, None, None], ambient, diffuse) / (ambient + diffuse * 0.8)
-    lit_room = torch.where(on_floor[:, None], floor * floor_shade[:, None], out * wall_shade[:, None])
-    out = torch.where(room[:, None, None, None], lit_room, out)
+    if rooms:
+        checker = ((torch.floor(hit[..., 0] / 250.0) + torch.floor(hit[..., 2] / 250.0)) % 2)[:, None]
+        floor = _tensor(rooms, "floor_rgb")[..., None, None] * (0.85 + 0.15 * checker)
+        # Room planes are lit like the hand; normalised so that a wall lit head-on keeps its named colour.
+        a, d, lit = ambient[room, None, None], diffuse[room, None, None], light[room, None, None]
+        wall_shade = _lambert(torch.tensor([0.0, 0.0, -1.0]), lit, a, d) / (a + d * 0.8)
+        floor_shade = _lambert(torch.tensor([0.0, -1.0, 0.0]), lit, a, d) / (a + d * 0.8)
+        out[room] = torch.where(on_floor[:, None], floor * floor_shade[:, None], out[room] * wall_shade[:, None])
     return out * gain[:, None, None, None]
 
 
