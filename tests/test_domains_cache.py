@@ -95,6 +95,8 @@ def test_a_bad_worker_count_is_named(monkeypatch):
     monkeypatch.setenv("REPRO_RENDER_WORKERS", "two")
     with pytest.raises(DataError, match="REPRO_RENDER_WORKERS must be a positive integer, got 'two'"):
         build_domain("synth-frei", "val", n=8, size=32)
+    with pytest.raises(DataError, match="--workers must be positive, got 0"):
+        build_domain("synth-frei", "val", n=8, size=32, workers=0)
 
 
 def test_bad_domain_and_split_are_named():
