@@ -134,8 +134,8 @@ def _backdrop(scenes, rays, light, ambient, diffuse, gain, size) -> torch.Tensor
     px = (torch.arange(size, dtype=torch.float32) + 0.5) / size
     flat_y, flat_x = torch.meshgrid(px, px, indexing="ij")
     X, Y = flat_x.expand(B, size, size).clone(), flat_y.expand(B, size, size).clone()
-    room = torch.tensor([i for i, s in enumerate(scenes) if s["scene"] == "room"], dtype=torch.long)
-    rooms = [scenes[i] for i in room.tolist()]
+    room_index = [i for i, s in enumerate(scenes) if s["scene"] == "room"]
+    room, rooms = torch.tensor(room_index, dtype=torch.long), [scenes[i] for i in room_index]
     if rooms:
         # Room planes in the camera frame (y down): wall z = Zw facing the camera, floor y = Yf facing up.
         r = rays[room]
