@@ -24,6 +24,7 @@ class ConfigError(ValueError):
     """A config field or override that cannot be used; the message names the field and what was expected."""
 
 
+LR_SCHEDULES = ("constant", "cosine")  # the paper's fixed Adam lr; cosine decay to 0 over the run
 MODES = ("baseline", "ie", "te", "iete")  # Table 4: no Branch2/L_Con; image only; text only; both
 AUGMENTATIONS = ("none", "normal-supervised", "normal-contrastive")  # Table 6's two readings
 
@@ -55,6 +56,7 @@ class RunConfig:
     heatmap_sigma: float = 1.0
     # optimisation
     lr: float = 1e-4
+    lr_schedule: str = "constant"
     beta1: float = 0.9
     beta2: float = 0.999
     batch_size: int = 32
@@ -70,6 +72,7 @@ class RunConfig:
             "mode": (self.mode in MODES, f"one of {MODES}"),
             "augment": (self.augment in AUGMENTATIONS, f"one of {AUGMENTATIONS}"),
             "contrastive": (self.contrastive in ("paper", "triplet"), "'paper' or 'triplet'"),
+            "lr_schedule": (self.lr_schedule in LR_SCHEDULES, f"one of {LR_SCHEDULES}"),
             "ratio": (0.0 <= self.ratio <= 1.0, "a number in [0, 1]"),
             "batch_size": (self.batch_size >= 2, "at least 2 (the contrastive loss needs a negative)"),
             "epochs": (self.epochs >= 1, "at least 1"),

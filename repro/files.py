@@ -1,5 +1,5 @@
 """Small file helpers shared by the data and CLIP caches and the trainer's checkpoints: file
-digests, and atomic writes.
+digests, atomic writes, and a lock per cache entry.
 
 Writes go to a temporary file next to the target, then are renamed over it. A rename within one
 directory is atomic, so a killed process leaves either the old file or the new one, never a
@@ -10,10 +10,12 @@ import hashlib
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 import torch
+from filelock import FileLock
 
 
 def file_sha256(path: Path) -> str:
@@ -23,6 +25,15 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextmanager
+def building(path: Path):
+    """Hold `path`.lock while checking for and building the cache entry at `path`: processes that want
+    the same entry (study workers side by side) build it once; the others wait, then reuse it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        yield
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:

@@ -3,7 +3,7 @@
 import pytest
 
 from repro.config import RunConfig, from_dict, with_overrides
-from repro.presets import PRESETS, preset_config
+from repro.presets import PRESETS, paper_departures, preset_config
 
 
 def test_hash_is_stable_and_follows_every_field_that_matters():
@@ -44,8 +44,13 @@ def test_a_run_is_recreated_from_its_logged_config():
     assert from_dict(cfg.to_dict()) == cfg and from_dict(cfg.to_dict()).hash == cfg.hash
 
 
-def test_presets_scale_only_sizes():
+def test_the_paper_preset_sets_only_sizes_and_reports_list_the_others_departures():
     sizes = {"image_size", "n_train", "n_val", "n_test", "batch_size", "epochs", "model.input_size", "model.width"}
-    assert all(set(p) <= sizes for p in PRESETS.values())
+    assert set(PRESETS["paper"]) <= sizes
     paper = preset_config("paper")
     assert paper.model.input_size == 256 and paper.model.width == 1.0 and paper.lr == 1e-4 and paper.lambda_con == 0.1
+    assert paper.lr_schedule == "constant" and paper.model.init == "torch" and paper.lambda_heat == 1.0
+    assert paper_departures(paper) == []
+    small = paper_departures(preset_config("small"))
+    assert "lr 0.001 (paper preset: 0.0001)" in small and "model.init he (paper preset: torch)" in small
+    assert len(small) == len(set(PRESETS["small"]) | set(PRESETS["paper"])) - 1  # all but batch_size 32 (the same)

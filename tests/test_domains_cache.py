@@ -60,6 +60,24 @@ def test_build_then_reuse_without_rendering(cache, monkeypatch):
     assert again["digest"] == manifest["digest"] and data["image"].shape == (70, 3, 32, 32)
 
 
+def test_builders_side_by_side_render_a_cache_entry_once(cache, monkeypatch):
+    """Study workers wanting the same split: one renders, the other waits for its lock, then reuses."""
+    import threading
+
+    import repro.data.cache as cache_module
+
+    renders, real = [], cache_module._render_to
+    monkeypatch.setattr(cache_module, "_render_to", lambda *a: (renders.append(a[0]), real(*a)))
+    paths = []
+    threads = [threading.Thread(target=lambda: paths.append(build_domain("synth-rhd", "test", n=20, size=32, workers=1))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(renders) == 1 and len(paths) == 2 and paths[0] == paths[1]
+    assert json.loads((paths[0] / "manifest.json").read_text())["n"] == 20
+
+
 def test_a_corrupt_or_stale_cache_is_rebuilt(cache):
     path = build_domain("synth-frei", "val", n=10, size=32)
     digest = json.loads((path / "manifest.json").read_text())["digest"]

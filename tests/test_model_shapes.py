@@ -183,15 +183,42 @@ def test_config_width_rounding_and_validation():
 
 
 def test_he_init_keeps_the_signal_scale():
-    """With init="he", every conv/linear layer starts at He-normal scale for the LeakyReLU (std = gain / sqrt(fan_in)), biases zero."""
+    """With init="he", every conv/linear layer of the LeakyReLU chains (trunk, Branch1, f_PP) starts at He-normal
+    scale for the slope (std = gain / sqrt(fan_in)), biases zero; Branch2 keeps PyTorch's default init."""
     torch.manual_seed(0)
-    model = HandPoseModel(ModelConfig(input_size=64, width=0.25, init="he"))
-    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    model = HandPoseModel(ModelConfig(input_size=64, width=0.25, init="he", leaky_slope=0.2))
+    branch2 = {id(m) for m in model.h2d.branch2.modules()}
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and id(m) not in branch2]
     assert len(layers) > 40
-    gain = math.sqrt(2.0 / (1 + 0.01**2))
+    gain = math.sqrt(2.0 / (1 + 0.2**2))
     for layer in layers:
         if layer.weight.numel() < 4000:
             continue  # too few weights for a tight estimate of the std
         fan_in = layer.weight[0].numel()
         assert layer.weight.std().item() == pytest.approx(gain / math.sqrt(fan_in), rel=0.05), layer
         assert torch.count_nonzero(layer.bias) == 0
+    # PyTorch's default: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) weights (std 1/sqrt(3 fan_in)) and non-zero biases
+    fc = model.h2d.branch2.fc_e1
+    assert fc.weight.std().item() == pytest.approx(1 / math.sqrt(3 * fc.in_features), rel=0.05)
+    assert torch.count_nonzero(fc.bias) == fc.out_features
+
+
+def test_prior_width_scales_f_pp_only():
+    narrow = HandPoseModel(ModelConfig(input_size=64, width=0.125))
+    wide_prior = HandPoseModel(ModelConfig(input_size=64, width=0.125, prior_width=1.0))
+    assert narrow.pose_prior.conv_a[0][0].out_channels == 4  # round(21 * 0.125) = 3, floored at 4
+    assert wide_prior.pose_prior.conv_a[0][0].out_channels == 21 and wide_prior.pose_prior.conv_b[-1][0].out_channels == 256
+    assert [p.shape for p in wide_prior.h2d.parameters()] == [p.shape for p in narrow.h2d.parameters()]
+    coords = wide_prior(torch.randn(2, 3, 64, 64)).coords
+    assert coords.shape == (2, 21, 3)
+
+
+def test_he_init_starts_eq4_inside_its_floor():
+    """Eq. 4 is bounded only while d_neg < 0.5; with init="he" the embeddings of different images start there."""
+    torch.manual_seed(0)
+    model = HandPoseModel(ModelConfig(input_size=64, width=0.125, prior_width=0.5, init="he", leaky_slope=0.2, clip_dim=32))
+    images = torch.rand(16, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        out = model(images, torch.nn.functional.normalize(torch.randn(16, 32), dim=1))
+    d = torch.cdist(out.e1p, out.e1p, p=1)
+    assert 0 < d.max().item() < 0.5

@@ -99,3 +99,11 @@ def test_training_on_the_real_dataset_formats(store, tmp_path, capsys):
     assert {"val/epe_mm", "stb/epe_mm", "rhd/epe_mm", "rhd/auc_20_50"} <= set(result["metrics"])
     run = mlflow.tracking.MlflowClient().get_run(result["run_id"])
     assert run.data.params["source"] == "freihand" and run.data.params["targets"] == "('stb', 'rhd')"
+
+
+def test_scheduled_lr_constant_and_cosine():
+    constant = _baseline(lr=1e-3, lr_schedule="constant")
+    assert [loop.scheduled_lr(constant, s, 10) for s in (0, 5, 9)] == [1e-3, 1e-3, 1e-3]
+    cosine = _baseline(lr=1e-3, lr_schedule="cosine")
+    # 0.5 (1 + cos(pi s / 10)): 1 at s = 0, 0.5 at s = 5, (1 + cos(0.9 pi)) / 2 = 0.02447 at s = 9
+    assert [loop.scheduled_lr(cosine, s, 10) for s in (0, 5, 9)] == pytest.approx([1e-3, 5e-4, 2.447e-5], rel=1e-3)

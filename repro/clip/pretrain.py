@@ -22,7 +22,7 @@ from repro.clip import prompts, synthclip
 from repro.clip.encoders import OpenClipEncoder
 from repro.clip.preprocess import normalise, resize
 from repro.clip.zeroshot import evaluate
-from repro.files import file_sha256, save_tensor, write_json
+from repro.files import building, file_sha256, save_tensor, write_json
 
 EXPERIMENT = "clip-pretrain"
 # Bump when the training code changes what a recipe produces, so old checkpoints are not reused.
@@ -145,6 +145,11 @@ def reusable_manifest(wanted: dict) -> dict | None:
 
 def pretrain(train_set: Sequence, val_set: Sequence, preset: Preset, seed: int = 0, device: str = "cpu") -> tuple[dict, bool]:
     """(manifest, reused): train, evaluate, log and store synthclip, unless a matching checkpoint exists."""
+    with building(synthclip.checkpoint_path()):  # workers side by side pre-train it once
+        return _pretrain(train_set, val_set, preset, seed, device)
+
+
+def _pretrain(train_set: Sequence, val_set: Sequence, preset: Preset, seed: int, device: str) -> tuple[dict, bool]:
     wanted = recipe(train_set, val_set, preset, seed)
     manifest = reusable_manifest(wanted)
     if manifest is not None:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from repro.data.domains import GENERATOR_VERSION, get_domain, split_seed
 from repro.data.errors import DataError
 from repro.data.registry import DEFAULT_SIZE
-from repro.files import file_sha256
+from repro.files import building, file_sha256
 from repro.paths import cache_dir
 
 SHARD = 1024
@@ -121,19 +121,24 @@ def build_domain(domain_name: str, split: str, n: int | None = None, size: int |
     size = size or DEFAULT_SIZE
     if n <= 0:
         raise DataError(f"--n must be positive, got {n}")
+    if workers is not None and workers < 1:
+        raise DataError(f"--workers must be positive, got {workers}")
     path = split_dir(domain.name, split, n, size, root)
     wanted = _wanted(domain, split, n, size)
-    if _valid_manifest(path, wanted):
-        print(f"reusing {path}", file=sys.stderr)
-        return path
+    with building(path):
+        if _valid_manifest(path, wanted):
+            print(f"reusing {path}", file=sys.stderr)
+        else:
+            _render_to(path, domain, split, n, size, wanted, workers or default_workers(-(-n // RENDER_BATCH)))
+    return path
 
+
+def _render_to(path: Path, domain, split: str, n: int, size: int, wanted: dict, workers: int) -> None:
+    """Render into `path`.building, then swap it in for whatever `path` held."""
     tmp = path.with_name(path.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     shards = []
-    if workers is not None and workers < 1:
-        raise DataError(f"--workers must be positive, got {workers}")
-    workers = workers or default_workers(-(-n // RENDER_BATCH))
     batches = render_batches(domain.name, split, 0, n, size, workers)
     with tqdm(total=n, desc=f"render {domain.name}/{split} ({workers} worker{'s' * (workers > 1)})", unit="img") as bar:
         for start in range(0, n, SHARD):
@@ -152,7 +157,6 @@ def build_domain(domain_name: str, split: str, n: int | None = None, size: int |
         path.rename(old)
     tmp.rename(path)
     shutil.rmtree(old, ignore_errors=True)
-    return path
 
 
 def load_domain(domain_name: str, split: str, n: int | None = None, size: int | None = None, root: Path | None = None):

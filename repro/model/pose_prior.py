@@ -7,7 +7,7 @@ Input: the last-stage heatmap (B,21,h,w). Two parallel streams:
       flatten -> FC256 + LReLU, FC128 + LReLU -> three FC(1) heads -> axis-angle (B,3)
       -> R = rodrigues(axis-angle).
 Output c = canonical @ R (B,21,3): root-relative coordinates in units of the reference bone
-(see repro.geometry3d for the frame conventions). Widths scale with cfg.width (not the 63 / 1
+(see repro.geometry3d for the frame conventions). Widths scale with cfg.prior_width (cfg.width unless set; not the 63 / 1
 outputs); the flatten sizes follow from the heatmap size (three stride-2 convs with padding 1:
 n -> ceil(n / 2), i.e. 32 -> 4 at 256 px, never below 1).
 """
@@ -35,7 +35,7 @@ def _stream(cin: int, widths: list[int], slope: float) -> nn.Sequential:
 class PosePrior(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        c, s = cfg.ch, cfg.leaky_slope
+        c, s = cfg.prior_ch, cfg.leaky_slope
         side = _down(_down(_down(cfg.heatmap_size)))
         self.conv_a = _stream(N_JOINTS, [c(21), c(32), c(64), c(64), c(128), c(128)], s)
         self.fc_a = nn.Sequential(

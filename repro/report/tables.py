@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from repro.presets import paper_departures
 from repro.studies.results import results_frame, world_note
 from repro.studies.runner import find_study, storage_label
 from repro.studies.spec import load_table, spec_names
@@ -117,7 +118,7 @@ def build_report(plan: TablePlan, frame, tags: dict[str, dict[str, str]], parent
     facts = (
         ("Data", world_note(plan)),
         ("CLIP", _clip_fact(plan, tags)),
-        ("Preset", plan.base.preset),
+        ("Preset", f"{plan.base.preset}" + (f"; differs from the paper preset (the paper's sizes, lr and losses) in: {', '.join(departures)}" if (departures := paper_departures(plan.base)) else "")),
         ("Study", f"{plan.study_name} (spec studies/{plan.spec.name}.toml, base config {plan.base.hash}, MLflow run {parent_run_id}), "
                   f"{plan.seeds} seed(s) per cell"),  # fmt: skip
         ("Git commits of the runs", _commits(tags)),

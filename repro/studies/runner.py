@@ -45,9 +45,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from repro.clip.errors import ClipError
-from repro.config import ConfigError, RunConfig, with_overrides
+from repro.config import ConfigError, RunConfig
 from repro.data.errors import DataError
-from repro.presets import PRESETS, preset_config
 from repro.studies.locks import HEARTBEAT_S, is_alive, locks_for, sqlalchemy_url, worker_identity
 from repro.tracking import TRAIN_EXPERIMENT, experiment, mlruns_dir
 
@@ -93,11 +92,9 @@ class Session:
     invocation: str
 
 
-def study_name(prefix: str, config: RunConfig, default_overrides: dict | None = None) -> str:
-    """`prefix` when `config` is its preset's own (with `default_overrides`), else prefix-<hash8>:
-    a config changed on the command line (--set, --clip, ...) is another study."""
-    if config.preset in PRESETS and with_overrides(preset_config(config.preset), default_overrides or {}).hash == config.hash:
-        return prefix
+def study_name(prefix: str, config: RunConfig) -> str:
+    """prefix-<first 8 of the base config's hash>: a changed preset definition, trainer version or --set
+    is another study, so a study never reports cells trained under another definition as its own."""
     return f"{prefix}-{config.hash[:8]}"
 
 
@@ -348,7 +345,11 @@ def run_study(plan: Plan, workers: int = 1, storage: str | None = None, trainer:
         if trainer is not None:
             raise ValueError("a trainer function cannot be passed to worker processes: set $REPRO_TRAINER")
         payload = json.dumps({"plan": plan_to_json(plan), "storage": storage, "invocation": session.invocation, "attempts": attempts})
-        procs = [subprocess.Popen([sys.executable, "-m", "repro.studies.runner", payload]) for _ in range(workers)]
+        # The machine's cores shared out, unless the user chose: workers at torch's default would each
+        # start one thread per core and slow one another down.
+        threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, len(os.sched_getaffinity(0)) // workers))
+        env = {**os.environ, "OMP_NUM_THREADS": threads}
+        procs = [subprocess.Popen([sys.executable, "-m", "repro.studies.runner", payload], env=env) for _ in range(workers)]
         codes = [p.wait() for p in procs]
         if any(codes):
             print(f"[{plan.study_name}] worker exit codes {codes}", file=sys.stderr)

@@ -5,9 +5,9 @@ column, as "Ours" does: r = 0.6 for STB, r = 0.9 for RHD) and reads each column'
 own run; the trial's value is the mean over the columns. Seeds are base.seed, base.seed + 1, ...;
 the seed is a config field, so it is part of every config hash.
 
-The study is named "<table>-<preset>", with the base config's hash appended when the command line
-changed anything that changes the cells (--set, --source, --targets, --clip...); --seeds only adds
-or drops cells of the same study.
+The study is named "<table>-<preset>-<hash8>" after its base config, so anything that changes the
+cells (--set, --source, --targets, --clip, a changed preset or trainer version) is another study;
+--seeds only adds or drops cells of the same study.
 """
 
 import json
@@ -27,7 +27,7 @@ class TablePlan:
         self.seeds = seeds or spec.seeds
         self.targets = dict(targets or spec.columns)
         ours = with_overrides(base, {"targets": tuple(self.targets.values())})
-        self.study_name = study_name(f"{spec.name}-{base.preset}", ours, {"targets": tuple(spec.columns.values())})
+        self.study_name = study_name(f"{spec.name}-{base.preset}", ours)
         self.journal = spec.name
 
     @classmethod

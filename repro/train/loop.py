@@ -7,6 +7,7 @@ frozen-feature cache and t drawn per sample per step from the 3,920 prompts. For
 """
 
 import dataclasses
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,14 @@ def new_state(cfg: RunConfig, clip_dim: int, device) -> TrainState:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     return TrainState(model, torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)))
+
+
+def scheduled_lr(cfg: RunConfig, step: int, total_steps: int) -> float:
+    """Learning rate at optimiser step `step` (0-based) of `total_steps`; a pure function of the step,
+    so a resumed run continues the schedule exactly."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
 
 
 def rng_state() -> dict:
@@ -135,6 +144,8 @@ def train_epoch(cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | N
         if not torch.isfinite(loss) or loss.abs() > RUNAWAY_LOSS:
             raise TrainingDiverged(f"loss became {loss.item():.4g} (|loss| > {RUNAWAY_LOSS:g} or not finite) at epoch {state.epoch + 1}, batch {b + 1} "
                                    f"(heat {l_heat.item():.4g}, pose {l_pose.item():.4g}, con {l_con.item():.4g})")  # fmt: skip
+        for group in optimizer.param_groups:
+            group["lr"] = scheduled_lr(cfg, state.epoch * n_batches + b, cfg.epochs * n_batches)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

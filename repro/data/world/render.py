@@ -30,8 +30,8 @@ class HandGeometry:
 class Raster:
     depth: torch.Tensor  # (B, S, S) distance along the pixel ray, +inf on background
     prim: torch.Tensor  # (B, S, S) long: capsule index, P for the palm, -1 for background
-    normal: torch.Tensor  # (B, S, S, 3) unit surface normal (zero on background)
-    rays: torch.Tensor  # (B, S, S, 3) unit ray directions
+    hit: torch.Tensor  # (N,) flat index into the batch's B*S*S pixels of every hand pixel
+    normal: torch.Tensor  # (N, 3) unit surface normal at those pixels (only there: shading needs no more)
 
 
 def pixel_rays(K: torch.Tensor, size: int) -> torch.Tensor:
@@ -129,23 +129,29 @@ def rasterize(geom: HandGeometry, K: torch.Tensor, size: int) -> Raster:
     winner = (t == depth[flat]) & torch.isfinite(t)
     prim_val = torch.cat([q_c, qi[palm]])[:, None].expand(-1, TILE * TILE).reshape(-1)
     prim = torch.full((B * size * size,), -1, dtype=torch.long).scatter_reduce(0, flat[winner], prim_val[winner], "amax")
-    rays = pixel_rays(K, size)
-    normal = _normals(geom, rays.reshape(-1, 3).T.contiguous(), depth, prim, size)
-    return Raster(depth.view(B, size, size), prim.view(B, size, size), normal, rays)
-
-
-def _normals(geom: HandGeometry, rays_soa, depth, prim, size) -> torch.Tensor:
-    """Surface normals (B, S, S, 3) of the winning primitive at every hand pixel."""
-    B, P = geom.r.shape
     hit = (prim >= 0).nonzero(as_tuple=True)[0]
+    rays = _hit_rays(K_inv, hit, size)
+    normal = _normals(geom, rays, depth, prim, hit, size)
+    return Raster(depth.view(B, size, size), prim.view(B, size, size), hit, normal)
+
+
+def _hit_rays(K_inv, hit, size):
+    """Unit rays (x, y, z), each (N,), through the pixels `hit`: pixel_rays' arithmetic, at those pixels only."""
+    pix = hit % (size * size)
+    uv1 = torch.stack([(pix % size).to(K_inv.dtype), (pix // size).to(K_inv.dtype), torch.ones(len(hit), dtype=K_inv.dtype)], -1)
+    rays = torch.nn.functional.normalize((uv1[:, None] @ K_inv.transpose(-1, -2)[hit // (size * size)])[:, 0], dim=-1)
+    return tuple(rays.T.contiguous())
+
+
+def _normals(geom: HandGeometry, rays_soa, depth, prim, hit, size) -> torch.Tensor:
+    """Surface normals (N, 3) of the winning primitive at the hand pixels `hit`."""
+    B, P = geom.r.shape
     q, b_idx = prim[hit], hit // (size * size)
-    p = tuple(rays_soa[i][hit] * depth[hit] for i in range(3))
+    p = tuple(rays_soa[i] * depth[hit] for i in range(3))
     n = torch.zeros(3, len(hit))
     on_caps = q < P
     c, qc = on_caps.nonzero(as_tuple=True)[0], q[on_caps]
     n[:, c] = torch.stack(capsule_normal(tuple(x[c] for x in p), _parts(geom.a[b_idx[c], qc]), _parts(geom.b[b_idx[c], qc])))
     e = (~on_caps).nonzero(as_tuple=True)[0]
     n[:, e] = torch.stack(ellipsoid_normal(tuple(x[e] for x in p), _parts(geom.palm_centre[b_idx[e]]), geom.palm_to_unit[b_idx[e]]))
-    out = torch.zeros(B * size * size, 3)
-    out[hit] = n.T
-    return out.view(B, size, size, 3)
+    return n.T

@@ -12,7 +12,7 @@ from repro.data.geometry import crop_intrinsics, project
 from repro.data.joints import BONES, palm_centre
 from repro.data.world.backdrops import TEXTURES
 from repro.data.world.hand import BONE_RADII, PALM_LENGTH, PALM_WIDTH, hand_joints, sample_hand, stack_params
-from repro.data.world.render import HandGeometry, rasterize
+from repro.data.world.render import HandGeometry, pixel_rays, rasterize
 from repro.data.world.style import COLOUR_RGB, HAND_RGB, LIGHTING
 from repro.data.world.vocabulary import HANDS, HEADS, LIGHTING_WORDS, PLAIN_COLOURS, caption
 
@@ -127,7 +127,7 @@ def _lambert(normal, light, ambient, diffuse):
     return ambient + diffuse * (normal * light).sum(-1).clamp_min(0)
 
 
-def _backdrop(scenes, rays, light, ambient, diffuse, gain, size) -> torch.Tensor:
+def _backdrop(scenes, K, light, ambient, diffuse, gain, size) -> torch.Tensor:
     """Flat backdrops fill the frame; rooms are a textured back wall and a checked floor, ray-cast.
     The room geometry is computed for the room samples only (elementwise, so no sample's pixels change)."""
     B = len(scenes)
@@ -138,7 +138,7 @@ def _backdrop(scenes, rays, light, ambient, diffuse, gain, size) -> torch.Tensor
     room, rooms = torch.tensor(room_index, dtype=torch.long), [scenes[i] for i in room_index]
     if rooms:
         # Room planes in the camera frame (y down): wall z = Zw facing the camera, floor y = Yf facing up.
-        r = rays[room]
+        r = pixel_rays(K[room], size)
         z_wall = _tensor(rooms, "distance") + _tensor(rooms, "wall_behind")
         y_floor = _tensor(rooms, "floor_below") + _tensor(rooms, "distance") * torch.tan(torch.deg2rad(_tensor(rooms, "off_axis")[:, 1]))
         t_wall = z_wall[:, None, None] / r[..., 2]
@@ -178,11 +178,13 @@ def render_scenes(scenes: list[dict], size: int) -> dict:
     ambient, diffuse, gain = light_table[:, 0], light_table[:, 1], light_table[:, 2]
     light = torch.nn.functional.normalize(_tensor(scenes, "light_dir"), dim=-1)
     albedo = torch.tensor([HAND_RGB[s["hand_colour"]] for s in scenes]) * _tensor(scenes, "albedo_jitter")
-    shade = _lambert(raster.normal, light[:, None, None], ambient[:, None, None], diffuse[:, None, None])
-    hand_rgb = albedo[:, :, None, None] * (shade * gain[:, None, None])[:, None]
-    background = _backdrop(scenes, raster.rays, light, ambient, diffuse, gain, size)
+    # Shaded at the hand pixels only; the backdrop fills the rest.
+    b = raster.hit // (size * size)
+    shade = _lambert(raster.normal, light[b], ambient[b], diffuse[b])
+    image = _backdrop(scenes, K, light, ambient, diffuse, gain, size)
+    pixel = raster.hit % (size * size)
+    image.view(len(scenes), 3, -1)[b, :, pixel] = albedo[b] * (shade * gain[b])[:, None]
     mask = raster.prim >= 0
-    image = torch.where(mask[:, None], hand_rgb, background)
     noise = torch.stack([torch.randn(3, size, size, generator=torch.Generator().manual_seed(s["noise_seed"])) for s in scenes])
     image = image + noise * _tensor(scenes, "noise_sigma")[:, None, None, None]
     image = (image.clamp(0, 1) * 255).round().to(torch.uint8)
