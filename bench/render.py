@@ -1,6 +1,6 @@
 """Rendering throughput of the synthetic world, as `repro data build` renders it.
 
-Run by hand on a quiet machine: `.venv/bin/python bench/render.py [--size 128] [--n 2048] [--workers 2]`.
+Run by hand on a quiet machine: `.venv/bin/python bench/render.py [--size 128] [--n 2048] [--workers 2] [--domains ...]`.
 Per domain: images/s in this process (torch's default threads) and in `--workers` single-threaded
 worker processes (the cache builder's default: one per core, process start-up included), their
 ratio, and each figure's ratio to the 300 images/s target of the foundation issue.
@@ -30,11 +30,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--n", type=int, default=2048)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--domains", nargs="+", default=list(DOMAINS), choices=list(DOMAINS))
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads in-process, {args.workers} worker processes, "
           f"{args.size}x{args.size}, {args.n} images per figure")  # fmt: skip
-    for name, domain in DOMAINS.items():
-        split = next(iter(domain.splits))
+    for name in args.domains:
+        split = next(iter(DOMAINS[name].splits))
         rate(name, split, 64, args.size, 1)  # warm-up
         single = rate(name, split, args.n, args.size, 1)
         multi = rate(name, split, args.n, args.size, args.workers)

@@ -161,7 +161,7 @@ def _backdrop(scenes, K, light, ambient, diffuse, gain, size) -> torch.Tensor:
         wall_shade = _lambert(torch.tensor([0.0, 0.0, -1.0]), lit, a, d) / (a + d * 0.8)
         floor_shade = _lambert(torch.tensor([0.0, -1.0, 0.0]), lit, a, d) / (a + d * 0.8)
         out[room] = torch.where(on_floor[:, None], floor * floor_shade[:, None], out[room] * wall_shade[:, None])
-    return out * gain[:, None, None, None]
+    return out.mul_(gain[:, None, None, None])
 
 
 def render_scenes(scenes: list[dict], size: int) -> dict:
@@ -185,9 +185,12 @@ def render_scenes(scenes: list[dict], size: int) -> dict:
     pixel = raster.hit % (size * size)
     image.view(len(scenes), 3, -1)[b, :, pixel] = albedo[b] * (shade * gain[b])[:, None]
     mask = raster.prim >= 0
-    noise = torch.stack([torch.randn(3, size, size, generator=torch.Generator().manual_seed(s["noise_seed"])) for s in scenes])
-    image = image + noise * _tensor(scenes, "noise_sigma")[:, None, None, None]
-    image = (image.clamp(0, 1) * 255).round().to(torch.uint8)
+    # In place from here on: these full-frame passes cost as much as shading the hand.
+    noise = torch.empty_like(image)
+    for i, scene in enumerate(scenes):
+        torch.randn(3, size, size, generator=torch.Generator().manual_seed(scene["noise_seed"]), out=noise[i])
+    image += noise.mul_(_tensor(scenes, "noise_sigma")[:, None, None, None])
+    image = image.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
 
     uv = project(K, xyz)
     return {"image": image, "xyz": xyz, "uv": uv, "visible": joint_visibility(xyz, uv, raster.depth, hand_params.scale), "K": K, "mask": mask, "depth": raster.depth}
