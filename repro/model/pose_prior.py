@@ -7,9 +7,9 @@ Input: the last-stage heatmap (B,21,h,w). Two parallel streams:
       flatten -> FC256 + LReLU, FC128 + LReLU -> three FC(1) heads -> axis-angle (B,3)
       -> R = rodrigues(axis-angle).
 Output c = canonical @ R (B,21,3): root-relative coordinates in units of the reference bone
-(see repro.geometry3d for the frame conventions). Widths scale with cfg.prior_width (cfg.width unless set; not the 63 / 1
-outputs); the flatten sizes follow from the heatmap size (three stride-2 convs with padding 1:
-n -> ceil(n / 2), i.e. 32 -> 4 at 256 px, never below 1).
+(see repro.geometry3d for the frame conventions). Widths scale with cfg.prior_width (cfg.width
+unless set; not the 63 / 1 outputs); the flatten sizes follow from the heatmap size (three
+stride-2 convs with padding 1: n -> ceil(n / 2), i.e. 32 -> 4 at 256 px, never below 1).
 """
 
 import torch
