@@ -5,10 +5,9 @@ generator version) and every shard's checksum matches; otherwise it is rebuilt b
 swapped in only when complete, so an interrupted build never leaves a half-written cache behind.
 
 Batches render in worker processes, one torch thread each: the renderer is many small elementwise
-ops, which two processes keep busier than two threads in one (bench/render.py: 1.2-1.3x on two cores
-for three of the four domains). A sample is a
-pure function of its index and renders identically in any batch, so the cache's bytes do not depend
-on the number of workers (tested).
+ops, which two processes keep busier than two threads in one (bench/render.py --n 8192: 1.25-1.5x
+on two cores). A sample is a pure function of its index and renders identically in any batch, so
+the cache's bytes do not depend on the number of workers (tested).
 """
 
 import hashlib

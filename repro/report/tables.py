@@ -115,10 +115,11 @@ def build_report(plan: TablePlan, frame, tags: dict[str, dict[str, str]], parent
         rows.append((row, tuple(cells)))
     runs = tuple((row, col, r["target"], r["status"], ", ".join(_ids(r["config_hashes"])) or DASH, ", ".join(_ids(r["run_ids"])) or DASH)
                  for (row, col), r in frame.iterrows() if r["status"] != "paper only")  # fmt: skip
+    departures = paper_departures(plan.base)
     facts = (
         ("Data", world_note(plan)),
         ("CLIP", _clip_fact(plan, tags)),
-        ("Preset", f"{plan.base.preset}" + (f"; differs from the paper preset (the paper's sizes, lr and losses) in: {', '.join(departures)}" if (departures := paper_departures(plan.base)) else "")),
+        ("Preset", plan.base.preset + (f"; differs from the paper preset (the paper's sizes, lr and losses) in: {', '.join(departures)}" if departures else "")),
         ("Study", f"{plan.study_name} (spec studies/{plan.spec.name}.toml, base config {plan.base.hash}, MLflow run {parent_run_id}), "
                   f"{plan.seeds} seed(s) per cell"),  # fmt: skip
         ("Git commits of the runs", _commits(tags)),

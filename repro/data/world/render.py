@@ -30,7 +30,8 @@ class HandGeometry:
 class Raster:
     depth: torch.Tensor  # (B, S, S) distance along the pixel ray, +inf on background
     prim: torch.Tensor  # (B, S, S) long: capsule index, P for the palm, -1 for background
-    hit: torch.Tensor  # (N,) flat index into the batch's B*S*S pixels of every hand pixel
+    hit_image: torch.Tensor  # (N,) image of every hand pixel
+    hit_pixel: torch.Tensor  # (N,) its flat index into the image's S*S pixels
     normal: torch.Tensor  # (N, 3) unit surface normal at those pixels (only there: shading needs no more)
 
 
@@ -130,25 +131,24 @@ def rasterize(geom: HandGeometry, K: torch.Tensor, size: int) -> Raster:
     prim_val = torch.cat([q_c, qi[palm]])[:, None].expand(-1, TILE * TILE).reshape(-1)
     prim = torch.full((B * size * size,), -1, dtype=torch.long).scatter_reduce(0, flat[winner], prim_val[winner], "amax")
     hit = (prim >= 0).nonzero(as_tuple=True)[0]
-    rays = _hit_rays(K_inv, hit, size)
-    normal = _normals(geom, rays, depth, prim, hit, size)
-    return Raster(depth.view(B, size, size), prim.view(B, size, size), hit, normal)
+    image, pixel = hit // (size * size), hit % (size * size)
+    rays = _hit_rays(K_inv, image, pixel, size)
+    normal = _normals(geom, rays, depth[hit], prim[hit], image)
+    return Raster(depth.view(B, size, size), prim.view(B, size, size), image, pixel, normal)
 
 
-def _hit_rays(K_inv, hit, size):
-    """Unit rays (x, y, z), each (N,), through the pixels `hit`: pixel_rays' arithmetic, at those pixels only."""
-    pix = hit % (size * size)
-    uv1 = torch.stack([(pix % size).to(K_inv.dtype), (pix // size).to(K_inv.dtype), torch.ones(len(hit), dtype=K_inv.dtype)], -1)
-    rays = torch.nn.functional.normalize((uv1[:, None] @ K_inv.transpose(-1, -2)[hit // (size * size)])[:, 0], dim=-1)
+def _hit_rays(K_inv, image, pixel, size):
+    """Unit rays (x, y, z), each (N,), through the given pixels: pixel_rays' arithmetic, at those pixels only."""
+    uv1 = torch.stack([(pixel % size).to(K_inv.dtype), (pixel // size).to(K_inv.dtype), torch.ones(len(pixel), dtype=K_inv.dtype)], -1)
+    rays = torch.nn.functional.normalize((uv1[:, None] @ K_inv.transpose(-1, -2)[image])[:, 0], dim=-1)
     return tuple(rays.T.contiguous())
 
 
-def _normals(geom: HandGeometry, rays_soa, depth, prim, hit, size) -> torch.Tensor:
-    """Surface normals (N, 3) of the winning primitive at the hand pixels `hit`."""
-    B, P = geom.r.shape
-    q, b_idx = prim[hit], hit // (size * size)
-    p = tuple(rays_soa[i] * depth[hit] for i in range(3))
-    n = torch.zeros(3, len(hit))
+def _normals(geom: HandGeometry, rays_soa, depth, q, b_idx) -> torch.Tensor:
+    """Surface normals (N, 3) at hand pixels with ray depth `depth`, winning primitive `q`, in images `b_idx`."""
+    P = geom.r.shape[1]
+    p = tuple(rays_soa[i] * depth for i in range(3))
+    n = torch.zeros(3, len(q))
     on_caps = q < P
     c, qc = on_caps.nonzero(as_tuple=True)[0], q[on_caps]
     n[:, c] = torch.stack(capsule_normal(tuple(x[c] for x in p), _parts(geom.a[b_idx[c], qc]), _parts(geom.b[b_idx[c], qc])))

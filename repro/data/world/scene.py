@@ -179,11 +179,10 @@ def render_scenes(scenes: list[dict], size: int) -> dict:
     light = torch.nn.functional.normalize(_tensor(scenes, "light_dir"), dim=-1)
     albedo = torch.tensor([HAND_RGB[s["hand_colour"]] for s in scenes]) * _tensor(scenes, "albedo_jitter")
     # Shaded at the hand pixels only; the backdrop fills the rest.
-    b = raster.hit // (size * size)
+    b = raster.hit_image
     shade = _lambert(raster.normal, light[b], ambient[b], diffuse[b])
     image = _backdrop(scenes, K, light, ambient, diffuse, gain, size)
-    pixel = raster.hit % (size * size)
-    image.view(len(scenes), 3, -1)[b, :, pixel] = albedo[b] * (shade * gain[b])[:, None]
+    image.view(len(scenes), 3, -1)[b, :, raster.hit_pixel] = albedo[b] * (shade * gain[b])[:, None]
     mask = raster.prim >= 0
     # In place from here on: these full-frame passes cost as much as shading the hand.
     noise = torch.empty_like(image)
