@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from repro.allocator import keep_freed_memory
 from repro.data.domains import GENERATOR_VERSION, get_domain, split_seed
 from repro.data.errors import DataError
 from repro.data.registry import DEFAULT_SIZE
@@ -58,8 +59,9 @@ def _canonical(part: dict) -> dict:
     return part
 
 
-def _single_thread() -> None:
+def _init_worker() -> None:
     torch.set_num_threads(1)
+    keep_freed_memory()
 
 
 def render_batches(domain_name: str, split: str, start: int, stop: int, size: int, workers: int) -> Iterator[dict]:
@@ -73,7 +75,7 @@ def render_batches(domain_name: str, split: str, start: int, stop: int, size: in
     # The server imports the renderer once per process; workers fork from it already loaded.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["repro.data.synthetic"])
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_single_thread) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
         n = len(ranges)
         yield from map(_canonical, pool.map(_render_batch, [domain_name] * n, [split] * n, [b for b, _ in ranges], [e for _, e in ranges], [size] * n))
 

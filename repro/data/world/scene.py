@@ -145,13 +145,14 @@ def _backdrop(scenes, K, light, ambient, diffuse, gain, size) -> torch.Tensor:
         t_floor = torch.where(r[..., 1] > 1e-6, y_floor[:, None, None] / r[..., 1].clamp_min(1e-6), float("inf"))
         on_floor = t_floor < t_wall
         hit = r * torch.minimum(t_wall, t_floor)[..., None]
-        X[room], Y[room] = hit[..., 0] / 400.0, hit[..., 1] / 400.0
+        X.index_copy_(0, room, hit[..., 0] / 400.0)
+        Y.index_copy_(0, room, hit[..., 1] / 400.0)
 
     params, base, second = _tensor(scenes, "backdrop_params"), _tensor(scenes, "base_rgb"), _tensor(scenes, "second_rgb")
     out = torch.empty(B, 3, size, size)
     for word in sorted({s["backdrop"] for s in scenes}):
         idx = torch.tensor([i for i, s in enumerate(scenes) if s["backdrop"] == word])
-        out[idx] = TEXTURES[word](X[idx], Y[idx], params[idx], base[idx], second[idx])
+        out.index_copy_(0, idx, TEXTURES[word](*(x.index_select(0, idx) for x in (X, Y, params, base, second))))
 
     if rooms:
         checker = ((torch.floor(hit[..., 0] / 250.0) + torch.floor(hit[..., 2] / 250.0)) % 2)[:, None]
@@ -160,7 +161,7 @@ def _backdrop(scenes, K, light, ambient, diffuse, gain, size) -> torch.Tensor:
         a, d, lit = ambient[room, None, None], diffuse[room, None, None], light[room, None, None]
         wall_shade = _lambert(torch.tensor([0.0, 0.0, -1.0]), lit, a, d) / (a + d * 0.8)
         floor_shade = _lambert(torch.tensor([0.0, -1.0, 0.0]), lit, a, d) / (a + d * 0.8)
-        out[room] = torch.where(on_floor[:, None], floor * floor_shade[:, None], out[room] * wall_shade[:, None])
+        out.index_copy_(0, room, torch.where(on_floor[:, None], floor * floor_shade[:, None], out.index_select(0, room) * wall_shade[:, None]))
     return out.mul_(gain[:, None, None, None])
 
 
@@ -180,9 +181,11 @@ def render_scenes(scenes: list[dict], size: int) -> dict:
     albedo = torch.tensor([HAND_RGB[s["hand_colour"]] for s in scenes]) * _tensor(scenes, "albedo_jitter")
     # Shaded at the hand pixels only; the backdrop fills the rest.
     b = raster.hit_image
-    shade = _lambert(raster.normal, light[b], ambient[b], diffuse[b])
+    shade = _lambert(raster.normal, *(x.index_select(0, b) for x in (light, ambient, diffuse)))
     image = _backdrop(scenes, K, light, ambient, diffuse, gain, size)
-    image.view(len(scenes), 3, -1)[b, :, raster.hit_pixel] = albedo[b] * (shade * gain[b])[:, None]
+    # Flat index of (image, channel, pixel) for every hand pixel's three channels: index_copy_ beats index_put_.
+    at = (b[:, None] * 3 + torch.arange(3)) * (size * size) + raster.hit_pixel[:, None]
+    image.view(-1).index_copy_(0, at.view(-1), (albedo.index_select(0, b) * (shade * gain.index_select(0, b))[:, None]).view(-1))
     mask = raster.prim >= 0
     # In place from here on: these full-frame passes cost as much as shading the hand.
     noise = torch.empty_like(image)
