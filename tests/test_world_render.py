@@ -3,10 +3,14 @@
 import numpy as np
 import torch
 
-from repro.data.domains import DOMAINS
+from render_reference import PATH, render_reference
+
+from repro.allocator import keep_freed_memory
+from repro.data.domains import DOMAINS, GENERATOR_VERSION
 from repro.data.geometry import project
 from repro.data.synthetic import render_range, sample_rng
 from repro.data.world.raycast import ray_capsule, ray_sphere
+from repro.data.world.render import pixel_rays, take
 from repro.data.world.scene import draw_scene, joint_radii, render_scenes
 from repro.data.world.style import COLOUR_RGB
 
@@ -79,3 +83,36 @@ def test_uv_is_the_projection_of_xyz_with_the_crop_camera():
     out = render_range(DOMAINS["synth-stb"], "test", 0, 8, 128)
     assert torch.allclose(project(out["K"], out["xyz"]), out["uv"], atol=1e-3)
     assert (out["xyz"][..., 2] > 400).all()  # in front of the camera, in millimetres
+
+
+def test_renders_match_the_reference_of_this_generator_version():
+    """A change that alters rendered samples must bump GENERATOR_VERSION (see tests/render_reference.py).
+    Another CPU may round a transcendental function differently in the last bit, which can move a
+    pixel by one level: that much is tolerated, nothing more."""
+    ref = torch.load(PATH)
+    assert ref["generator_version"] == GENERATOR_VERSION, f"{PATH} is for version {ref['generator_version']}: regenerate it"
+    for name, now in render_reference()["renders"].items():
+        assert torch.equal(now["mask"], ref["renders"][name]["mask"]), f"{name}: hand silhouettes changed"
+        diff = (now["image"].int() - ref["renders"][name]["image"].int()).abs()
+        assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-3, f"{name}: pixels changed (max {diff.max()})"
+
+
+def test_take_is_advanced_indexing():
+    x = torch.arange(24).view(2, 4, 3)
+    assert take(x, torch.tensor([1, 0]), torch.tensor([3, 2])).tolist() == [[21, 22, 23], [6, 7, 8]]
+    assert take(x, torch.tensor([1, 1])).tolist() == [x[1].tolist(), x[1].tolist()]
+
+
+def test_pixel_rays_are_the_normalised_inverse_intrinsics_bit_for_bit():
+    K = torch.tensor([[[300.0, 0, 20.5], [0, 310.0, 40.25], [0, 0, 1]], [[90.0, 0, -7.0], [0, 95.0, 3.0], [0, 0, 1]]])
+    v, u = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
+    product = torch.stack([u, v, torch.ones_like(u)], -1) @ torch.linalg.inv(K).transpose(-1, -2)[:, None]
+    rays = pixel_rays(K, 8)
+    assert torch.equal(rays, torch.nn.functional.normalize(product, dim=-1))
+    assert torch.allclose(rays[0, 0, 0], torch.nn.functional.normalize(torch.tensor([-20.5 / 300, -40.25 / 310, 1.0]), dim=0))
+
+
+def test_the_render_workers_allocator_tuning_applies_on_glibc():
+    import platform
+
+    assert keep_freed_memory() == (platform.libc_ver()[0] == "glibc")

@@ -128,7 +128,7 @@ def rasterize(geom: HandGeometry, K: torch.Tensor, size: int) -> Raster:
     if size % TILE:
         raise ValueError(f"image size {size} must be a multiple of {TILE}")
     B, P = geom.r.shape
-    K_inv = torch.linalg.inv(K)
+    K_inv = torch.linalg.inv(K).contiguous()  # inv returns column-major matrices; gathers from those are slow
     bi, qi, ty, tx = _tile_pairs(geom, K, size)
     caps = (qi < P).nonzero(as_tuple=True)[0]
     palm = (qi == P).nonzero(as_tuple=True)[0]
