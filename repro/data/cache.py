@@ -4,11 +4,11 @@ A cache directory is reused when its manifest matches the request (domain spec, 
 generator version) and every shard's checksum matches; otherwise it is rebuilt beside the old one and
 swapped in only when complete, so an interrupted build never leaves a half-written cache behind.
 
-Batches render in worker processes, one torch thread each and glibc's allocator told to keep freed
-memory (repro.allocator): the renderer is many elementwise ops on MB-sized temporaries, which two
-processes keep busier than two threads in one (bench/render.py --n 8192: 1.1-1.9x on two cores,
-300-400 img/s at 128 px). A sample is a pure function of its index and renders identically in any batch, so
-the cache's bytes do not depend on the number of workers (tested).
+Batches render in worker processes, one torch thread each, with glibc's allocator told to keep
+freed memory (repro.allocator): the renderer is many elementwise ops on MB-sized temporaries, which
+two processes keep busier than two threads in one (bench/render.py: 1.4-1.6x on two cores, 300-400
+img/s at 128 px). A sample is a pure function of its index and renders identically in any batch,
+so the cache's bytes do not depend on the number of workers (tested).
 """
 
 import hashlib

@@ -106,6 +106,11 @@ def _take_parts(x: torch.Tensor, *index: torch.Tensor):
     return tuple(take(x[..., i], *index) for i in range(3))
 
 
+def _columns(parts):
+    """(N,) components -> (N, 1), to broadcast one primitive over a tile's pixels."""
+    return tuple(c[:, None] for c in parts)
+
+
 def _pair_rays(K_inv: torch.Tensor, b: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor):
     """Unit rays (x, y, z), each (N, TILE*TILE), through the pixels of tile (ty, tx) of image b:
     computed from the intrinsics rather than gathered from a per-pixel table (gathers dominated)."""
@@ -134,9 +139,9 @@ def rasterize(geom: HandGeometry, K: torch.Tensor, size: int) -> Raster:
     palm = (qi == P).nonzero(as_tuple=True)[0]
     b_c, q_c, ty_c, tx_c = (x.index_select(0, caps) for x in (bi, qi, ty, tx))
     b_p, q_p, ty_p, tx_p = (x.index_select(0, palm) for x in (bi, qi, ty, tx))
-    t_caps = ray_capsule(_pair_rays(K_inv, b_c, ty_c, tx_c), tuple(c[:, None] for c in _take_parts(geom.a, b_c, q_c)),
-                         tuple(c[:, None] for c in _take_parts(geom.b, b_c, q_c)), take(geom.r, b_c, q_c)[:, None])  # fmt: skip
-    t_palm = ray_ellipsoid(_pair_rays(K_inv, b_p, ty_p, tx_p), tuple(c[:, None] for c in _take_parts(geom.palm_centre, b_p)),
+    t_caps = ray_capsule(_pair_rays(K_inv, b_c, ty_c, tx_c), _columns(_take_parts(geom.a, b_c, q_c)),
+                         _columns(_take_parts(geom.b, b_c, q_c)), take(geom.r, b_c, q_c)[:, None])  # fmt: skip
+    t_palm = ray_ellipsoid(_pair_rays(K_inv, b_p, ty_p, tx_p), _columns(_take_parts(geom.palm_centre, b_p)),
                            geom.palm_to_unit.index_select(0, b_p)[:, None])  # fmt: skip
 
     flat = torch.cat([_pair_pixels(b_c, ty_c, tx_c, size), _pair_pixels(b_p, ty_p, tx_p, size)]).reshape(-1)
