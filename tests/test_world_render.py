@@ -1,11 +1,13 @@
 """The renderer: joints land on the hand, visibility follows the z-buffer, renders are deterministic."""
 
+import platform
+import subprocess
+import sys
+
 import numpy as np
 import torch
-
 from render_reference import PATH, render_reference
 
-from repro.allocator import keep_freed_memory
 from repro.data.domains import DOMAINS, GENERATOR_VERSION
 from repro.data.geometry import project
 from repro.data.synthetic import render_range, sample_rng
@@ -113,6 +115,7 @@ def test_pixel_rays_are_the_normalised_inverse_intrinsics_bit_for_bit():
 
 
 def test_the_render_workers_allocator_tuning_applies_on_glibc():
-    import platform
-
-    assert keep_freed_memory() == (platform.libc_ver()[0] == "glibc")
+    # In a child process: the tuning is process-wide and this test process should keep the default.
+    code = "from repro.allocator import keep_freed_memory; print(keep_freed_memory())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == str(platform.libc_ver()[0] == "glibc")
