@@ -8,7 +8,6 @@ machine, 512 synth-stb images at 128 px took 450-480k page faults at 120 img/s, 
 """
 
 import ctypes
-import ctypes.util
 
 # mallopt parameter numbers from glibc's malloc.h
 _M_TRIM_THRESHOLD = -1
@@ -20,8 +19,7 @@ _TRIM_THRESHOLD = 1 << 30
 def keep_freed_memory() -> bool:
     """Serve blocks up to 32 MB from the heap and keep up to 1 GB of freed heap mapped.
     Returns False where the C library is not glibc (nothing is changed there)."""
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    if libc is None or not hasattr(libc, "mallopt") or not hasattr(libc, "gnu_get_libc_version"):
+    libc = ctypes.CDLL(None)  # the running process's symbols, the C library's among them: no library search
+    if not hasattr(libc, "mallopt") or not hasattr(libc, "gnu_get_libc_version"):
         return False
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
