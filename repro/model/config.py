@@ -60,8 +60,12 @@ class ModelConfig:
 
     def ch(self, channels: int) -> int:
         """A paper width scaled by `width`: round(channels * width), at least 4."""
-        return max(4, int(round(channels * self.width)))
+        return _scaled(channels, self.width)
 
     def prior_ch(self, channels: int) -> int:
         """A paper width of f_PP scaled by `prior_width` (or `width`), at least 4."""
-        return max(4, int(round(channels * (self.width if self.prior_width is None else self.prior_width))))
+        return _scaled(channels, self.width if self.prior_width is None else self.prior_width)
+
+
+def _scaled(channels: int, multiplier: float) -> int:
+    return max(4, int(round(channels * multiplier)))
