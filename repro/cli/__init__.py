@@ -9,7 +9,7 @@ from repro.config import ConfigError
 from repro.data.errors import DataError
 
 # Command groups, in the order `repro --help` lists them.
-COMMAND_MODULES = ("repro.cli.data", "repro.cli.clip", "repro.cli.train", "repro.cli.tables", "repro.cli.report")
+COMMAND_MODULES = ("repro.cli.data", "repro.cli.clip", "repro.cli.train", "repro.cli.model", "repro.cli.tables", "repro.cli.report")
 
 
 def build_parser() -> argparse.ArgumentParser:

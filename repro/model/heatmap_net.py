@@ -4,8 +4,8 @@ machine (Branch1) and, for training only, the CLIP-fusion embedding branch (Bran
 Module layout mirrors the table so forward hooks can check every layer:
   trunk[0..10]      L1-L11   (conv blocks and max-pools, -> S/8 x S/8 x 256)
   stage1[0..8]      L20-L28  (7 conv blocks -> "L26 features" = stage1[6], then L27, L28)
-  stage2[0..7]      L30-L37  (input concat(L26, heatmap 1), L29: 128 + 21 = 149 channels)
-  stage3[0..7]      L39-L45  (input concat(L26, heatmap 2), L38)
+  stage2[0..7]      L30-L37  (7 conv128 + conv21; input concat(L26, heatmap 1), L29: 128 + 21 = 149)
+  stage3[0..6]      L39-L45  (6 conv128 + conv21; input concat(L26, heatmap 2), L38)
   Branch2: conv12 (L12), conv13 (L13), pool14 (L14), flatten (L15), fc_e1 (L16), fc_e2 (L18 after
   the L17 concat, or the sum path), projection (the shared ProjectionHead applied to L19's pair).
 Decisions (stated in the report):
@@ -102,16 +102,17 @@ class HeatmapNet(nn.Module):
         layers += [conv_block(cin, c(512), s), conv_block(c(512), N_JOINTS, s)]  # L27, L28
         self.stage1 = nn.Sequential(*layers)
         self.n_features = c(128)
-        self.stage2 = self._refine_stage(cfg)
-        self.stage3 = self._refine_stage(cfg)
+        self.stage2 = self._refine_stage(cfg, 7)  # L30-L36, L37
+        self.stage3 = self._refine_stage(cfg, 6)  # L39-L44, L45: one conv128 fewer, as Table 1 lists
         self.branch2 = Branch2(cfg) if cfg.branch2 else None
 
     @staticmethod
-    def _refine_stage(cfg: ModelConfig) -> nn.Sequential:
+    def _refine_stage(cfg: ModelConfig, n_convs: int) -> nn.Sequential:
+        """A CPM refinement stage: `n_convs` conv128 blocks, then the conv21 heatmap block."""
         c, s = cfg.ch, cfg.leaky_slope
         cin = c(128) + N_JOINTS  # L29 / L38 concat: 149 at width 1
         layers = []
-        for _ in range(7):
+        for _ in range(n_convs):
             layers.append(conv_block(cin, c(128), s))
             cin = c(128)
         layers.append(conv_block(cin, N_JOINTS, s))
