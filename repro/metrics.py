@@ -4,10 +4,16 @@
   `predictions_to_mm` scales them by the GROUND-TRUTH bone length (middle MCP -> PIP) and
   expresses the ground truth relative to its palm centre (hand3d eval3d.py: `coord3d_pred *=
   keypoint_scale`; gt centred on the palm keypoint).
-- EPE: Euclidean distance per joint in mm. As in hand3d's `EvalUtil.get_measures`, summaries are
-  per joint first and then averaged over the joints: mean EPE = mean over joints of the per-joint
-  mean (the pooled mean when every joint is counted), median EPE = mean over joints of the
-  per-joint median; PCK(t) = mean over joints of the fraction of that joint's errors <= t.
+- EPE: Euclidean distance per joint in mm. As in hand3d's `EvalUtil` (SPEC section 7), summaries are
+  per joint first and then averaged over the joints: joint k's errors are those of the samples in
+  which joint k is visible (`visible` (N,21) bool; `feed` appends only visible joints); mean EPE =
+  mean over joints of the per-joint mean (the pooled mean only when every joint counts in every
+  sample), median EPE = mean over joints of the per-joint median; PCK(t) = mean over joints of the
+  fraction of that joint's visible errors <= t. visible=None counts every joint (the all-joints
+  variant, logged beside the visible protocol under its own names).
+- A joint that is visible in no sample of the split has no errors and is left out of the averages
+  (hand3d's `get_measures` skips a joint whose `_get_epe` returns None), so the averages run over
+  the joints that have data, not over all 21.
 - PCK thresholds: 0..50 mm in 1 mm steps (51 points). AUC: trapezoid area under the PCK curve
   between lo and hi divided by (hi - lo) (hand3d: `np.trapz(pck, thr) / np.trapz(ones, thr)`),
   over 20-50 mm by default (the STB convention).
@@ -16,6 +22,10 @@
 import torch
 
 from repro.data.joints import MIDDLE_MCP, MIDDLE_PIP, palm_centre
+
+# Which joints a sample's scores count (repro.decisions): hand3d's EvalUtil counts visible joints only;
+# repro.train.evaluate logs the all-joints variant beside it under names ending in _all.
+PROTOCOL = "hand3d: per joint over the samples where it is visible, then the mean over joints"
 
 
 def pck_thresholds(lo: float = 0.0, hi: float = 50.0, n: int = 51) -> torch.Tensor:
@@ -38,18 +48,24 @@ def epe_mm(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 
 def _per_joint(dists: torch.Tensor, visible: torch.Tensor | None):
-    """Yield the 1-D tensor of counted errors of each joint that has at least one."""
+    """The 1-D tensors of counted (visible) errors of each joint that has at least one.
+
+    dists (N,J) or (N,) for one joint; visible None (all count) or a bool mask of the same shape.
+    Joints with no counted error are dropped, as hand3d drops them; none at all is an error.
+    """
     d = torch.as_tensor(dists, dtype=torch.float64)
+    mask = None if visible is None else torch.as_tensor(visible, dtype=torch.bool)
+    if mask is not None and mask.shape != d.shape:  # no reshape: a transposed mask must not slip through
+        raise ValueError(f"visible {tuple(mask.shape)} does not match the errors {tuple(d.shape)}")
     if d.ndim == 1:
         d = d[:, None]
-    if visible is None:
+        mask = None if mask is None else mask[:, None]
+    if mask is None:
         mask = torch.ones_like(d, dtype=torch.bool)
-    else:
-        mask = torch.as_tensor(visible, dtype=torch.bool).reshape(d.shape)
     cols = [d[mask[:, j], j] for j in range(d.shape[1])]
     cols = [c for c in cols if c.numel() > 0]
     if not cols:
-        raise ValueError("no joint has a counted error")
+        raise ValueError("no joint has a counted error (no sample has a visible joint)")
     return cols
 
 
@@ -57,7 +73,8 @@ def epe_summary(dists: torch.Tensor, visible: torch.Tensor | None = None) -> dic
     """{"mean", "median", "median_pooled"} in mm from errors (N,21) (or (N,) for one joint).
 
     mean / median: hand3d's, averaged over joints of per-joint statistics; median_pooled: the
-    median of all counted errors together. visible (N,21) bool selects the counted errors.
+    median of all counted errors together. visible (N,21) bool selects the counted errors (None:
+    all); a joint visible in no sample is left out of the averages.
     """
     cols = _per_joint(dists, visible)
     return {
@@ -71,7 +88,9 @@ def pck_curve(
     dists: torch.Tensor, thresholds: torch.Tensor | None = None, visible: torch.Tensor | None = None
 ) -> torch.Tensor:
     """3D PCK (T,) float64: for each threshold t (mm), the mean over joints of the fraction of that
-    joint's errors <= t. thresholds default to 0..50 mm, 51 points."""
+    joint's visible errors <= t (visible as in epe_summary; None: all count). thresholds default to
+    0..50 mm, 51 points. Averaging curves over joints first keeps the AUC hand3d's mean of per-joint
+    AUCs (the trapezoid is linear)."""
     thr = pck_thresholds() if thresholds is None else torch.as_tensor(thresholds, dtype=torch.float64)
     cols = _per_joint(dists, visible)
     return torch.stack([(c[:, None] <= thr[None, :]).double().mean(0) for c in cols]).mean(0)

@@ -9,7 +9,8 @@ from pathlib import Path
 # mlflow is imported inside the functions that use it: the CLI imports this module for its names,
 # and loading mlflow (or torch, as repro.train does) would slow every command's start-up.
 TRAIN_EXPERIMENT = "repro-train"  # the training runs (repro.train.run), read by the studies and reports too
-SPLIT_METRICS = ("epe_mm", "epe_median_mm", "auc_20_50")  # what a training run logs per split, as "<split>/<name>"
+# what a training run logs per split, as "<split>/<name>": hand3d's visible-joint protocol, then all joints
+SPLIT_METRICS = ("epe_mm", "epe_median_mm", "auc_20_50", "epe_all_mm", "epe_median_all_mm", "auc_20_50_all")
 
 
 def mlruns_dir() -> Path:
