@@ -13,15 +13,14 @@ import types
 import typing
 from dataclasses import dataclass, field
 
+from repro.clip.synthclip import canonical_spec
+from repro.errors import ConfigError  # lives there for repro.model.config; import it from here
 from repro.model.config import ModelConfig
 
-# Part of every run's identity: bump when the trainer's meaning of an unchanged config changes
-# (v2: heatmap_sigma in heatmap pixels at every grid size), so old runs are not reused for new ones.
-TRAINER_VERSION = 2
-
-
-class ConfigError(ValueError):
-    """A config field or override that cannot be used; the message names the field and what was expected."""
+# Part of every run's identity: bump when the trainer's meaning of an unchanged config changes, so
+# old runs are not reused for new ones (v2: heatmap_sigma in heatmap pixels at every grid size;
+# v3: Branch1's stage 3 with the supplement's six conv128 layers, hand3d's visible-joint metrics).
+TRAINER_VERSION = 3
 
 
 LR_SCHEDULES = ("constant", "cosine")  # the paper's fixed Adam lr; cosine decay to 0 over the run
@@ -40,7 +39,7 @@ class RunConfig:
     n_val: int | None = None
     n_test: int | None = None
     # CLIP
-    clip: str = "synthclip"
+    clip: str = "synthclip:small"  # synthclip:RECIPE (repro.clip.synthclip), MODEL:TAG (open_clip) or MODEL + clip_checkpoint
     clip_checkpoint: str | None = None
     mode: str = "iete"
     ratio: float = 0.6  # r in f_CLIP = r f_CI + (1 - r) f_CT; forced to 1 (IE) or 0 (TE) by the mode
@@ -90,6 +89,9 @@ class RunConfig:
         if self.mode in ("ie", "te"):
             fixed["ratio"] = self.effective_ratio
         contrastive = self.uses_clip or self.augment == "normal-contrastive"
+        if self.uses_clip:
+            # "synthclip" and "synthclip:small" are one CLIP; a checkpoint file replaces the preset's recipe.
+            fixed["clip"] = canonical_spec(self.clip, with_recipe=self.clip_checkpoint is None)
         if not self.uses_clip:
             fixed.update(ratio=0.0, clip="none", clip_checkpoint=None, model=dataclasses.replace(self.model, fusion="concat"))
         if not contrastive:
@@ -131,44 +133,66 @@ class RunConfig:
         return out
 
 
+_EXPECTED = {int: "an integer", float: "a number", str: "a string"}
+
+
 def _coerce(value: str, annotation):
-    """Parse a --set string into the field's type."""
+    """Parse a --set string into the field's type (ValueError saying what was expected)."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
         if value.lower() in ("none", "null", ""):
             return None
-        return _coerce(value, next(a for a in args if a is not type(None)))
+        try:
+            return _coerce(value, next(a for a in args if a is not type(None)))
+        except ValueError as err:
+            raise ValueError(f"{err} or none") from None
     if origin is tuple:
         return tuple(v.strip() for v in value.split(",") if v.strip())
     if annotation is bool:
         if value.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"expected true or false, got {value!r}")
+            raise ValueError("expected true or false")
         return value.lower() in ("true", "1")
-    return annotation(value)
+    try:
+        return annotation(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected {_EXPECTED.get(annotation, getattr(annotation, '__name__', annotation))}") from None
 
 
-def with_overrides(config, overrides: dict[str, object]):
-    """A copy of a (nested) config with dotted-key overrides; values may be strings from --set."""
+def with_overrides(config, overrides: dict[str, object], _prefix: str = ""):
+    """A copy of a (nested) config with dotted-key overrides; values may be strings from --set.
+    Bad keys and values raise ConfigError naming the dotted field and what was expected."""
     nested: dict[str, dict] = {}
     direct = {}
     hints = typing.get_type_hints(type(config))
     for key, value in overrides.items():
         head, _, rest = key.partition(".")
+        name, full = f"{_prefix}{head}", f"{_prefix}{key}"
         if head not in hints:
-            raise ConfigError(f"unknown config field {head!r} in {key!r}; fields: {', '.join(hints)}")
+            where = f" in {full!r}" if full != name else ""
+            raise ConfigError(f"unknown config field {name!r}{where}; fields: {', '.join(_prefix + h for h in hints)}")
+        group = dataclasses.is_dataclass(hints[head])
+        if rest and not group:
+            raise ConfigError(f"config field {name!r} has no sub-fields: set {name}=VALUE, not {full}=VALUE")
         if rest:
             nested.setdefault(head, {})[rest] = value
+        elif group and not dataclasses.is_dataclass(value):
+            fields = ", ".join(f"{name}.{f}" for f in typing.get_type_hints(hints[head]))
+            raise ConfigError(f"config field {name!r} = {value!r}: expected {name}.FIELD=VALUE, one of {fields}")
         else:
             try:
                 direct[head] = _coerce(value, hints[head]) if isinstance(value, str) else value
             except ValueError as err:
-                raise ConfigError(f"config field {key!r}: {err}") from None
+                raise ConfigError(f"config field {full!r} = {value!r}: {err}") from None
             if isinstance(direct[head], list):
                 direct[head] = tuple(direct[head])
     for head, sub in nested.items():
-        direct[head] = with_overrides(getattr(config, head), sub)
-    return dataclasses.replace(config, **direct)
+        direct[head] = with_overrides(getattr(config, head), sub, f"{_prefix}{head}.")
+    try:
+        return dataclasses.replace(config, **direct)
+    except TypeError as err:  # a value of the wrong type (not from --set) that __post_init__ cannot compare
+        given = ", ".join(f"{_prefix}{k}={v!r}" for k, v in direct.items())
+        raise ConfigError(f"config overrides {given}: {err}") from None
 
 
 def from_dict(data: dict) -> RunConfig:

@@ -17,7 +17,7 @@ CPU_TRAINING = {"model.init": "he", "model.leaky_slope": 0.2, "lambda_heat": 20.
 PRESETS: dict[str, dict[str, object]] = {
     "tiny": {
         "image_size": 32, "n_train": 64, "n_val": 32, "n_test": 32, "batch_size": 16, "epochs": 2,
-        "model.input_size": 32, "model.width": 0.0625, **CPU_TRAINING,
+        "model.input_size": 32, "model.width": 0.0625, "clip": "synthclip:tiny", **CPU_TRAINING,
     },
     "small": {
         "image_size": 128, "n_train": 16384, "n_val": 1024, "n_test": 1024, "batch_size": 32, "epochs": 6,

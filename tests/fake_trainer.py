@@ -24,6 +24,7 @@ from repro.tracking import experiment
 class FakeResult:
     run_id: str
     config_hash: str
+    run_hash: str  # the fake's identity is its config hash: it reads no data
     status: str
     metrics: dict
     reused: bool
@@ -47,7 +48,7 @@ def train(cfg, parent_run_id=None, extra_tags=None):
     runs = client.search_runs([exp], filter_string=f"tags.config_hash = '{cfg.hash}'", order_by=["attributes.start_time DESC"])
     done = [r for r in runs if r.info.status == "FINISHED"]
     if done:
-        return FakeResult(done[0].info.run_id, cfg.hash, "FINISHED", dict(done[0].data.metrics), reused=True)
+        return FakeResult(done[0].info.run_id, cfg.hash, cfg.hash, "FINISHED", dict(done[0].data.metrics), reused=True)
     _log("start", cfg.hash)
     tags = {"config_hash": cfg.hash, **(extra_tags or {})}
     if parent_run_id:
@@ -62,4 +63,4 @@ def train(cfg, parent_run_id=None, extra_tags=None):
     client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
     client.set_terminated(run_id, "FINISHED")
     _log("end", cfg.hash)
-    return FakeResult(run_id, cfg.hash, "FINISHED", metrics, reused=False)
+    return FakeResult(run_id, cfg.hash, cfg.hash, "FINISHED", metrics, reused=False)

@@ -13,7 +13,8 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from PIL import Image
 
 from repro.cli import main
-from repro.clip import ClipError
+from repro.clip import ClipError, synthclip
+from repro.clip import pretrain as pretrain_module
 from repro.clip.encoders import build_encoder
 from repro.clip.prompts import all_prompts
 
@@ -73,9 +74,19 @@ def test_pretrained_tag_offline_fails_fast_naming_the_alternatives(monkeypatch, 
     assert "ViT-B-32:openai" in err and "--clip synthclip" in err and "--clip-checkpoint PATH" in err
 
 
-def test_synthclip_without_pretraining_says_to_pretrain(repro_cache):
-    with pytest.raises(ClipError, match="run `repro clip pretrain`"):
-        build_encoder("synthclip")
+@pytest.mark.slow
+def test_synthclip_recipe_is_pretrained_on_first_use_then_reused(repro_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_MLRUNS", str(tmp_path / "mlruns"))
+    encoder = build_encoder("synthclip:tiny")  # an empty cache: pre-trains the tiny recipe first
+    recipe = synthclip.parse_tag("tiny")
+    manifest = json.loads(recipe.manifest_path().read_text())
+    assert (encoder.identity, encoder.weights_digest) == ("synthclip:tiny", manifest["weights_sha256"])
+    assert manifest["recipe"]["tag"] == "tiny" and manifest["recipe"]["training"]["steps"] == 6
+    monkeypatch.setattr(pretrain_module, "train", lambda *a, **k: pytest.fail("pre-trained twice"))
+    assert build_encoder("synthclip:tiny,seed=0").weights_digest == encoder.weights_digest  # one recipe, one tag
+    # Another recipe has its own folder: the tiny checkpoint is never replaced by it.
+    assert synthclip.parse_tag("tiny,seed=1").directory() != recipe.directory()
+    assert synthclip.parse_tag("small").directory() != recipe.directory()
 
 
 def test_checkpoint_errors_name_the_file(tmp_path):
@@ -98,7 +109,8 @@ def test_checkpoint_errors_name_the_file(tmp_path):
         ("ViT-B-3", "unknown CLIP model 'ViT-B-3'; did you mean ViT-B-32"),
         ("ViT-B-32", "ViT-B-32 needs weights"),
         ("ViT-B-32:no-such-tag", "no pretrained weights ViT-B-32:no-such-tag"),
-        ("synthclip:openai", "synthclip has no pretrained tags"),
+        ("synthclip:openai", "unknown synthclip preset 'openai'; known: small, tiny"),
+        ("synthclip:tiny,steps=x", "bad synthclip tag 'tiny,steps=x'"),
     ],
 )
 def test_bad_specs_are_clear_errors(spec, message):

@@ -10,9 +10,9 @@ from fixtures_clip import FakeCaptionedDataset, FakeEncoder
 
 from repro.cli import main
 from repro.clip import pretrain as pretrain_module
-from repro.clip import synthclip
 from repro.clip.encoders import build_encoder
-from repro.clip.pretrain import PRESETS, fresh_caption, pretrain, recipe, reusable_manifest
+from repro.clip.pretrain import fresh_caption, pretrain, recipe, reusable_manifest
+from repro.clip.synthclip import PRESETS, Recipe
 from repro.clip.prompts import HANDS, HEADS, all_prompts
 from repro.files import file_sha256
 from repro.clip.zeroshot import evaluate
@@ -56,16 +56,17 @@ def test_pretrain_logs_stores_and_reuses(repro_cache, tmp_path, monkeypatch, cap
     import mlflow
 
     monkeypatch.setenv("REPRO_MLRUNS", str(tmp_path / "mlruns"))
-    preset = PRESETS["tiny"]
+    tiny = Recipe("tiny")
+    preset = tiny.training
     train_set, val_set = _fake_open_dataset("synth-clip", split="train", n=preset.n_train), _fake_open_dataset("synth-clip", split="val", n=preset.n_val)
-    manifest, reused = pretrain(train_set, val_set, preset)
+    manifest, reused = pretrain(train_set, val_set, tiny)
 
     assert not reused
-    assert manifest["recipe"] == recipe(train_set, val_set, preset, seed=0)
-    assert manifest["weights_sha256"] == file_sha256(synthclip.checkpoint_path())
-    assert json.loads(synthclip.manifest_path().read_text()) == manifest
+    assert manifest["recipe"] == recipe(train_set, val_set, tiny)
+    assert manifest["weights_sha256"] == file_sha256(tiny.checkpoint_path())
+    assert json.loads(tiny.manifest_path().read_text()) == manifest
     metrics = manifest["metrics"]
-    assert metrics["n"] == preset.n_val and metrics["clip"] == "synthclip"
+    assert metrics["n"] == preset.n_val and metrics["clip"] == "synthclip:tiny"
     assert all(0.0 <= metrics[k] <= 1.0 for k in ("hand_colour_top1", "background_top1", "i2t_R@1", "i2t_R@5"))
     assert metrics["i2t_R@1"] <= metrics["i2t_R@5"]
 
@@ -78,8 +79,8 @@ def test_pretrain_logs_stores_and_reuses(repro_cache, tmp_path, monkeypatch, cap
     assert [m.step for m in losses] == list(range(preset.steps)) and all(m.value > 0 for m in losses)
     assert run.data.metrics["hand_colour_top1"] == metrics["hand_colour_top1"]
 
-    # `--clip synthclip` now loads those weights.
-    encoder = build_encoder("synthclip")
+    # `--clip synthclip:tiny` now loads those weights.
+    encoder = build_encoder("synthclip:tiny")
     assert encoder.weights_digest == manifest["weights_sha256"] and encoder.dim == 256
 
     # The CLI reuses the checkpoint for the same recipe (training would fail here), and `eval`
@@ -87,15 +88,15 @@ def test_pretrain_logs_stores_and_reuses(repro_cache, tmp_path, monkeypatch, cap
     monkeypatch.setattr("repro.data.registry.open_dataset", _fake_open_dataset)
     monkeypatch.setattr(pretrain_module, "train", lambda *a, **k: pytest.fail("retrained"))
     assert main(["clip", "pretrain", "--preset", "tiny"]) == 0
-    assert "synthclip reused" in capsys.readouterr().out
-    assert main(["clip", "eval", "--n", str(preset.n_val)]) == 0
+    assert "synthclip:tiny reused" in capsys.readouterr().out
+    assert main(["clip", "eval", "--clip", "synthclip:tiny", "--n", str(preset.n_val)]) == 0
     assert json.loads(capsys.readouterr().out) == {**metrics, "weights": manifest["weights_sha256"][:12]}
 
-    # Another recipe does not match the stored manifest.
-    assert reusable_manifest(recipe(train_set, val_set, preset, seed=1)) is None
-    assert reusable_manifest(recipe(train_set, val_set, replace(preset, steps=7), seed=0)) is None
-    synthclip.checkpoint_path().write_bytes(b"tampered")
-    assert reusable_manifest(manifest["recipe"]) is None
+    # Another recipe has no stored manifest; other data does not match this one's; a tampered checkpoint is stale.
+    assert reusable_manifest(Recipe("tiny", seed=1)) is None and reusable_manifest(Recipe("tiny", steps=7)) is None
+    assert reusable_manifest(tiny, recipe(FakeCaptionedDataset(preset.n_train, digest="other"), val_set, tiny)) is None
+    tiny.checkpoint_path().write_bytes(b"tampered")
+    assert reusable_manifest(tiny) is None
 
 
 def test_train_learns_a_small_dataset():

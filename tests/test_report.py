@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 import fake_trainer
 from fixtures_clip import save_random_open_clip
 from repro.cli import main
+from repro.decisions import DECISIONS
 from repro.presets import preset_config
 from repro.report.tables import EXPERIMENT, tex_escape
 from repro.studies.runner import TRAIN_EXPERIMENT, run_study
@@ -127,6 +128,13 @@ def test_report_cells_are_the_mlflow_runs(table4a, tmp_path, capsys, monkeypatch
     assert "synthetic hand world" in md and "- **Preset**: tiny" in md and len(digests) == 1 and digests.pop() in md
     assert all(c in md for c in commits) and str(mlruns) not in md and "synthclip with checkpoint synthclip-random.pt" in md
     assert {r.data.tags["mlflow.parentRunId"] for r in study_runs} == {re.search(r"MLflow run (\w+)\)", md).group(1)}
+    # Every decision of the registry, with the value these runs used (read from their configs).
+    decisions = {r[0]: r[1] for r in _md_rows(md, "Decision")}
+    assert list(decisions) == [d.name for d in DECISIONS]
+    assert decisions["heatmap sigma (heatmap pixels)"] == "1.0" and decisions["eq. 4 form"] == "paper"
+    assert decisions["evaluation root"].startswith("palm centre") and decisions["weight init"] == "he"
+    assert "## Decisions" in md and "<h2>Decisions</h2>" in (out / "table4a.tiny.html").read_text()
+    assert "\\subsection*{Decisions}" in (out / "table4a.tiny.tex").read_text()
     index = (out / "index.md").read_text()
     assert "(table4a.tiny.md)" in index and "(figures/fig3_tsne.png)" in index
     assert 'href="table4a.tiny.html"' in (out / "index.html").read_text()

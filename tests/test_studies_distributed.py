@@ -142,6 +142,8 @@ def test_two_workers_on_postgresql_run_every_cell_once(services, tmp_path, monke
     assert len(ends) == 6 and set(ends.values()) == {1}  # every cell trained exactly once
     assert len({pid for _, _, pid in events}) == 2  # both workers took cells
 
+    # The study's name covers the data and synthclip weights the workers built: read them from their cache.
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
     plan = TablePlan.from_args("table4a", preset_config("tiny"))
     study = optuna.load_study(study_name=plan.study_name, storage=open_storage(postgres, plan.journal))
     trials = study.get_trials()

@@ -34,7 +34,7 @@ def test_same_config_same_metrics_and_resume_after_interruption(store, monkeypat
     monkeypatch.setattr(run_module, "train_epoch", dying_epoch)
     with pytest.raises(KeyboardInterrupt):
         train_run(cfg)
-    interrupted = find_runs(cfg.hash)
+    interrupted = find_runs(first.run_hash)
     assert len(interrupted) == 1 and interrupted[0].info.status != "FINISHED"
 
     monkeypatch.setattr(run_module, "train_epoch", real_epoch)
@@ -54,8 +54,8 @@ def test_finished_config_is_reused_not_retrained(store, monkeypatch):
     assert again.reused and again.run_id == first.run_id
     assert {k: again.metrics[k] for k in first.metrics} == pytest.approx(first.metrics)
     run = mlflow.tracking.MlflowClient().get_run(first.run_id)
-    assert run.data.tags["config_hash"] == cfg.hash and run.data.params["model.width"] == "0.0625"
-    assert {"git_commit", "git_dirty", "preset", "data_digest/synth-frei"} <= set(run.data.tags)
+    assert run.data.tags["config_hash"] == cfg.hash and run.data.tags["run_hash"] == first.run_hash and run.data.params["model.width"] == "0.0625"
+    assert {"git_commit", "git_dirty", "preset", "data_digest/train", "data_digest/val", "data_digest/synth-stb"} <= set(run.data.tags)
     assert len(run.inputs.dataset_inputs) == 4  # source train, val, and two targets
     monkeypatch.setattr(run_module, "train_epoch", loop.train_epoch)
     other = train_run(_baseline(epochs=1, seed=1))  # the seed is part of the hash

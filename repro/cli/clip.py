@@ -14,7 +14,7 @@ PROMPTS_HELP = (
 
 
 def _add_clip_options(parser) -> None:
-    parser.add_argument("--clip", default="synthclip", help="CLIP to use: synthclip (default, offline), MODEL:TAG (open_clip pretrained, e.g. ViT-B-32:openai) or MODEL with --clip-checkpoint")
+    parser.add_argument("--clip", default="synthclip", help="CLIP to use: synthclip[:RECIPE] (default synthclip:small, offline; pre-trained on first use), MODEL:TAG (open_clip pretrained, e.g. ViT-B-32:openai) or MODEL with --clip-checkpoint")
     parser.add_argument("--clip-checkpoint", default=None, type=Path, help="local open_clip state dict for --clip MODEL")
     parser.add_argument("--device", default="cpu", help="torch device for the encoder")
 
@@ -35,8 +35,8 @@ def register(sub) -> None:
     embed.add_argument("--json", action="store_true", help="print one JSON object")
     embed.set_defaults(func=_embed)
 
-    pretrain = cmds.add_parser("pretrain", help="train synthclip on captioned synthetic renders (reuses a matching checkpoint)")
-    pretrain.add_argument("--preset", default="small", choices=("small", "tiny"), help="small: ~10 min on 2 CPU cores; tiny: seconds, for smoke tests")
+    pretrain = cmds.add_parser("pretrain", help="train synthclip:TAG on captioned synthetic renders (each recipe its own checkpoint; reused when stored)")
+    pretrain.add_argument("--preset", default="small", choices=("small", "tiny"), help="small: the default synthclip; tiny: seconds, for smoke tests")
     pretrain.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the preset's)")
     pretrain.add_argument("--batch", type=int, default=None, help="batch size (default: the preset's)")
     pretrain.add_argument("--seed", type=int, default=0)
@@ -81,19 +81,13 @@ def _embed(args) -> int:
 
 
 def _pretrain(args) -> int:
-    from dataclasses import replace
+    from repro.clip.pretrain import ensure
+    from repro.clip.synthclip import Recipe
 
-    from repro.clip import synthclip
-    from repro.clip.pretrain import PRESETS, pretrain
-    from repro.data.registry import open_dataset
-
-    overrides = {k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v is not None}
-    preset = replace(PRESETS[args.preset], **overrides)
-    train_set = open_dataset("synth-clip", split="train", n=preset.n_train)
-    val_set = open_dataset("synth-clip", split="val", n=preset.n_val)
-    manifest, reused = pretrain(train_set, val_set, preset, seed=args.seed, device=args.device)
+    recipe = Recipe(args.preset, seed=args.seed, steps=args.steps, batch=args.batch)
+    manifest, reused = ensure(recipe, device=args.device)
     state = "reused (its manifest matches this recipe)" if reused else "trained"
-    print(f"synthclip {state}: {synthclip.checkpoint_path()}")
+    print(f"{recipe.spec} {state}: {recipe.checkpoint_path()}")
     print(json.dumps(manifest["metrics"]))
     return 0
 

@@ -46,11 +46,22 @@ def _build(args) -> int:
     return 0
 
 
+def _root(args):
+    """--root for a real dataset; a synthetic one renders into its cache, never into a folder given here."""
+    from repro.data.errors import DataError
+    from repro.data.registry import is_synthetic
+
+    if args.root is not None and is_synthetic(args.dataset):
+        raise DataError(f"dataset {args.dataset!r} is synthetic (rendered into the cache, $REPRO_CACHE): "
+                        f"--root is for the real datasets only; drop it")  # fmt: skip
+    return args.root
+
+
 def _show(args) -> int:
     from repro.data.registry import open_dataset
     from repro.data.show import write_grid
 
-    dataset = open_dataset(args.dataset, root=args.root, split=args.split, n=args.count)
+    dataset = open_dataset(args.dataset, root=_root(args), split=args.split, n=args.count)
     write_grid(dataset, args.out, count=args.count)
     print(args.out)
     return 0
@@ -59,7 +70,7 @@ def _show(args) -> int:
 def _info(args) -> int:
     from repro.data.registry import open_dataset
 
-    dataset = open_dataset(args.dataset, root=args.root, split=args.split, n=args.n)
+    dataset = open_dataset(args.dataset, root=_root(args), split=args.split, n=args.n)
     first = dataset[0]
     record = {
         "dataset": args.dataset,

@@ -89,7 +89,7 @@ def _report(args) -> int:
     try:
         files, absent = run_report(base, args.out, targets_from_args(args), args.storage)
     except NoStudies as err:
-        print(f"repro: error: {err}", file=sys.stderr)
+        print(f"repro: error: {err}; studies there: {', '.join(_existing_studies(args.storage)) or 'none'}", file=sys.stderr)
         return 1
     for study in absent:
         print(f"no study {study}: not reported")
@@ -97,6 +97,22 @@ def _report(args) -> int:
                            {"out": str(args.out), "config_hash": base.hash, "not_reported": ",".join(absent)})  # fmt: skip
     print("\n".join(["wrote:", *(f"  {f}" for f in files), f"mlflow run id: {run_id}"]))
     return 0
+
+
+def _existing_studies(storage: str | None) -> list[str]:
+    """Names of the studies on --storage URL, or in the journals under mlruns/optuna/ (for error messages)."""
+    import optuna
+
+    from repro.report.servers import journals
+    from repro.studies.runner import open_storage
+
+    names = []
+    for journal in [""] if storage else journals():
+        try:
+            names += optuna.get_all_study_names(open_storage(storage, journal))
+        except Exception:  # noqa: BLE001 (only an error message's detail: an unreadable store lists nothing)
+            continue
+    return sorted(set(names))
 
 
 def _fig3(args) -> int:

@@ -10,7 +10,7 @@ def config_args(parser) -> None:
     parser.add_argument("--source", help="training dataset (e.g. synth-frei, freihand)")
     parser.add_argument("--targets", help="comma-separated target datasets (e.g. stb,rhd)")
     parser.add_argument("--data-root", help="folder holding the real datasets (freihand/, stb/, rhd/)")
-    parser.add_argument("--clip", help="CLIP spec: synthclip (default), ViT-B-32:openai, or an open_clip model name")
+    parser.add_argument("--clip", help="CLIP spec: synthclip[:RECIPE] (default: the preset's, synthclip:small; tiny uses synthclip:tiny), MODEL:TAG (e.g. ViT-B-32:openai), or an open_clip model name with --clip-checkpoint")
     parser.add_argument("--clip-checkpoint", help="local open_clip state dict for --clip MODEL")
 
 
@@ -51,7 +51,7 @@ def _train(args) -> int:
     from repro.train.run import train_run
 
     result = train_run(config_from_args(args))
-    print(json.dumps({"run_id": result.run_id, "config_hash": result.config_hash, "status": result.status,
+    print(json.dumps({"run_id": result.run_id, "run_hash": result.run_hash, "config_hash": result.config_hash, "status": result.status,
                       "reused": result.reused, "metrics": result.metrics}, indent=1))  # fmt: skip
     return 0 if result.status == "FINISHED" else 1
 

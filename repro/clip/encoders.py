@@ -1,7 +1,9 @@
 """Frozen CLIP encoders f_CI, f_CT (paper Sec. 3.2) behind one interface, built from a spec string.
 
 Specs (the `--clip` option), looked up in SOURCES by the part before ":":
-  "synthclip"                    the suite's own small CLIP (default; weights from `repro clip pretrain`)
+  "synthclip[:TAG]"              the suite's own small CLIP (default), weights of the pre-training
+                                 recipe TAG ("small" by default, "tiny", "small,seed=1"...), pre-trained
+                                 on first use (repro.clip.synthclip)
   "synthclip" + checkpoint=PATH  the same architecture with weights from PATH
   "MODEL:TAG"                    open_clip pretrained weights, e.g. "ViT-B-32:openai" (needs network
                                  or a cached copy; fails within seconds offline)
@@ -24,6 +26,8 @@ from repro.clip.preprocess import normalise, resize
 from repro.files import file_sha256
 
 DEFAULT_SPEC = synthclip.MODEL_NAME
+# f_CI and f_CT are L2-normalised before f_CLIP mixes them (CLIP practice; repro.decisions).
+L2_NORMALISED = True
 
 
 class ClipEncoder(Protocol):
@@ -65,12 +69,17 @@ class OpenClipEncoder:
     @torch.no_grad()
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         features = self.model.encode_image(self.preprocess(images).to(self.device))
-        return F.normalize(features.float(), dim=-1).cpu()
+        return _unit(features).cpu()
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         features = self.model.encode_text(self.tokenizer(list(texts)).to(self.device))
-        return F.normalize(features.float(), dim=-1).cpu()
+        return _unit(features).cpu()
+
+
+def _unit(features: torch.Tensor) -> torch.Tensor:
+    features = features.float()
+    return F.normalize(features, dim=-1) if L2_NORMALISED else features
 
 
 def _check_model_name(model: str) -> None:
@@ -98,14 +107,16 @@ def _from_checkpoint(model_name: str, checkpoint: Path, identity: str, device: s
 
 
 def _synthclip_source(model: str, tag: str | None, checkpoint: Path | None, device: str) -> OpenClipEncoder:
-    if tag:
-        raise ClipError(f"synthclip has no pretrained tags (got {tag!r}); its weights come from `repro clip pretrain` or --clip-checkpoint")
     synthclip.register()
     if checkpoint is not None:
+        if tag:
+            raise ClipError(f"give either synthclip:{tag} or --clip-checkpoint, not both")
         return _from_checkpoint(synthclip.MODEL_NAME, checkpoint, "synthclip+checkpoint", device)
-    if not synthclip.checkpoint_path().is_file():
-        raise ClipError(f"no synthclip weights in {synthclip.checkpoint_dir()}: run `repro clip pretrain` first (or pass --clip-checkpoint PATH)")
-    return _from_checkpoint(synthclip.MODEL_NAME, synthclip.checkpoint_path(), synthclip.MODEL_NAME, device)
+    from repro.clip.pretrain import ensure
+
+    recipe = synthclip.parse_tag(tag)
+    ensure(recipe, device)  # pre-trains the recipe's weights first when they are missing or stale
+    return _from_checkpoint(synthclip.MODEL_NAME, recipe.checkpoint_path(), recipe.spec, device)
 
 
 def _open_clip_source(model: str, tag: str | None, checkpoint: Path | None, device: str) -> OpenClipEncoder:

@@ -1,52 +1,33 @@
-"""`repro clip pretrain`: train synthclip on captioned renders, standing in for web-scale pre-training.
+"""Pre-training synthclip on captioned renders, standing in for web-scale pre-training.
 
 SPEC section 6: open_clip's CLIP class and its ClipLoss, on the synthetic domain "synth-clip"
 (renders of every style, seeds disjoint from all evaluation splits, never any pose label). Each
 step re-captions every image: head and hand word drawn afresh, and for a bright or dark render
 the colour slot is either its backdrop word or its lighting word, so the model ties both kinds of
 words to the image (the paper's prompts use both). The run is logged to MLflow; the checkpoint and
-a manifest land in cache_dir()/clip/synthclip/, and a later run with the same recipe reuses them.
+a manifest land in the recipe's folder (synthclip.Recipe.directory), and a later call with the same
+recipe reuses them. `ensure` is what every command that needs a synthclip calls: it builds the
+recipe's checkpoint when it is missing or stale, once across processes.
 """
 
 import json
 import math
 import random
+import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Sequence
 
 import torch
 from tqdm import tqdm
 
 from repro.clip import prompts, synthclip
-from repro.clip.encoders import OpenClipEncoder
+from repro.clip.synthclip import Preset, Recipe
 from repro.clip.preprocess import normalise, resize
-from repro.clip.zeroshot import evaluate
 from repro.files import building, file_sha256, save_tensor, write_json
 
 EXPERIMENT = "clip-pretrain"
-# Bump when the training code changes what a recipe produces, so old checkpoints are not reused.
-RECIPE_VERSION = 1
 LOG_EVERY = 25
-
-
-@dataclass(frozen=True)
-class Preset:
-    n_train: int
-    n_val: int
-    steps: int
-    batch: int
-    lr: float
-    warmup: int
-    weight_decay: float = 0.1
-
-
-PRESETS = {
-    # About 13 minutes on two quiet CPU cores (1.0 s per step), rendering included.
-    "small": Preset(n_train=8000, n_val=500, steps=750, batch=128, lr=5e-4, warmup=50),
-    # Seconds: for tests and smoke runs; the weights are not useful.
-    "tiny": Preset(n_train=64, n_val=32, steps=6, batch=16, lr=3e-4, warmup=2),
-}
 
 
 def fresh_caption(style: dict, rng: random.Random) -> str:
@@ -119,48 +100,62 @@ def train(dataset: Sequence, preset: Preset, seed: int = 0, device: str = "cpu",
     return model.eval()
 
 
-def recipe(train_set: Sequence, val_set: Sequence, preset: Preset, seed: int) -> dict:
-    """Everything the checkpoint is a function of; a stored manifest with the same recipe is reused."""
-    return {
-        "version": RECIPE_VERSION,
-        "model": synthclip.MODEL_NAME,
-        "model_config": synthclip.model_config(),
-        "train_data": train_set.digest,
-        "val_data": val_set.digest,
-        "preset": asdict(preset),
-        "seed": seed,
-    }
+def recipe(train_set: Sequence, val_set: Sequence, wanted: Recipe) -> dict:
+    """Everything the checkpoint is a function of, data digests included; a stored manifest with the
+    same record is reused."""
+    return {**wanted.key(), "model": synthclip.MODEL_NAME, "tag": wanted.tag, "train_data": train_set.digest, "val_data": val_set.digest}
 
 
-def reusable_manifest(wanted: dict) -> dict | None:
-    """The stored manifest if it was made by `wanted` and its checkpoint is intact."""
-    path, checkpoint = synthclip.manifest_path(), synthclip.checkpoint_path()
+def reusable_manifest(wanted: Recipe, record: dict | None = None) -> dict | None:
+    """The recipe's stored manifest if its checkpoint is intact (and it was made from `record`, when given)."""
+    path, checkpoint = wanted.manifest_path(), wanted.checkpoint_path()
     if not (path.is_file() and checkpoint.is_file()):
         return None
     manifest = json.loads(path.read_text())
-    if manifest.get("recipe") != wanted or manifest.get("weights_sha256") != file_sha256(checkpoint):
+    if manifest.get("recipe", {}).get("tag") != wanted.tag or manifest.get("weights_sha256") != file_sha256(checkpoint):
+        return None
+    if record is not None and manifest["recipe"] != record:
         return None
     return manifest
 
 
-def pretrain(train_set: Sequence, val_set: Sequence, preset: Preset, seed: int = 0, device: str = "cpu") -> tuple[dict, bool]:
-    """(manifest, reused): train, evaluate, log and store synthclip, unless a matching checkpoint exists."""
-    with building(synthclip.checkpoint_path()):  # workers side by side pre-train it once
-        return _pretrain(train_set, val_set, preset, seed, device)
+def ensure(wanted: Recipe, device: str = "cpu") -> tuple[dict, bool]:
+    """(manifest, reused): the recipe's checkpoint, pre-trained on synth-clip renders unless it exists."""
+    from repro.data.registry import open_dataset
+
+    with building(wanted.checkpoint_path()):  # workers side by side pre-train it once
+        manifest = reusable_manifest(wanted)
+        if manifest is not None:
+            return manifest, True
+        print(f"{wanted.spec}: no stored weights for this recipe; pre-training them ({wanted.directory()})", file=sys.stderr)
+        training = wanted.training
+        train_set = open_dataset("synth-clip", split="train", n=training.n_train)
+        val_set = open_dataset("synth-clip", split="val", n=training.n_val)
+        return _pretrain(train_set, val_set, wanted, device)
 
 
-def _pretrain(train_set: Sequence, val_set: Sequence, preset: Preset, seed: int, device: str) -> tuple[dict, bool]:
-    wanted = recipe(train_set, val_set, preset, seed)
-    manifest = reusable_manifest(wanted)
+def pretrain(train_set: Sequence, val_set: Sequence, wanted: Recipe, device: str = "cpu") -> tuple[dict, bool]:
+    """(manifest, reused): train, evaluate, log and store synthclip on the given datasets, unless the
+    recipe's stored checkpoint was made from them."""
+    with building(wanted.checkpoint_path()):
+        return _pretrain(train_set, val_set, wanted, device)
+
+
+def _pretrain(train_set: Sequence, val_set: Sequence, wanted: Recipe, device: str) -> tuple[dict, bool]:
+    record = recipe(train_set, val_set, wanted)
+    manifest = reusable_manifest(wanted, record)
     if manifest is not None:
         return manifest, True
 
     import mlflow
     from mlflow.entities import Metric
 
+    from repro.clip.encoders import OpenClipEncoder
+    from repro.clip.zeroshot import evaluate
     from repro.tracking import experiment
 
-    run = mlflow.start_run(experiment_id=experiment(EXPERIMENT), run_name=f"synthclip-{len(train_set)}x{preset.steps}")
+    preset = wanted.training
+    run = mlflow.start_run(experiment_id=experiment(EXPERIMENT), run_name=f"synthclip-{wanted.tag}")
     client, pending = mlflow.MlflowClient(), []
 
     def log_loss(step: int, loss: float) -> None:
@@ -170,16 +165,17 @@ def _pretrain(train_set: Sequence, val_set: Sequence, preset: Preset, seed: int,
             pending.clear()
 
     with run:
-        mlflow.log_params({"train_data": wanted["train_data"], "val_data": wanted["val_data"], "seed": seed, "device": device, **asdict(preset)})
-        mlflow.log_dict(wanted["model_config"], "model_config.json")
-        model = train(train_set, preset, seed, device, on_loss=log_loss)
-        save_tensor(model.cpu().state_dict(), synthclip.checkpoint_path())
-        digest = file_sha256(synthclip.checkpoint_path())
-        # Evaluated as the encoder `--clip synthclip` will load, so its cached features are reused.
-        metrics = evaluate(OpenClipEncoder(model, synthclip.MODEL_NAME, synthclip.MODEL_NAME, digest, device), val_set)
+        mlflow.set_tag("synthclip_tag", wanted.tag)
+        mlflow.log_params({"tag": wanted.tag, "train_data": record["train_data"], "val_data": record["val_data"],
+                           "seed": wanted.seed, "device": device, **asdict(preset)})  # fmt: skip
+        mlflow.log_dict(record["model_config"], "model_config.json")
+        model = train(train_set, preset, wanted.seed, device, on_loss=log_loss)
+        save_tensor(model.cpu().state_dict(), wanted.checkpoint_path())
+        digest = file_sha256(wanted.checkpoint_path())
+        # Evaluated as the encoder `--clip synthclip:TAG` will load, so its cached features are reused.
+        metrics = evaluate(OpenClipEncoder(model, synthclip.MODEL_NAME, wanted.spec, digest, device), val_set)
         mlflow.log_metrics({k.replace("@", "_at_"): v for k, v in metrics.items() if isinstance(v, float)})
-        manifest = {"recipe": wanted, "weights_sha256": digest, "metrics": metrics, "mlflow_run_id": run.info.run_id}
+        manifest = {"recipe": record, "weights_sha256": digest, "metrics": metrics, "mlflow_run_id": run.info.run_id}
         mlflow.log_dict(manifest, "manifest.json")
-    write_json(manifest, synthclip.manifest_path())
+    write_json(manifest, wanted.manifest_path())
     return manifest, False
-

@@ -2,22 +2,124 @@
 
 The architecture is open_clip's CLIP class with the config in synthclip.json, registered with
 open_clip under the name "synthclip" so every open_clip entry point (create_model, get_tokenizer)
-knows it. Sizes are chosen so `repro clip pretrain` trains it in about ten minutes on two CPU cores:
-64x64 input, 16-pixel patches (17 tokens: a 4x4 grid is enough for the colours and textures the
-prompts name, and costs a quarter of 8-pixel patches), width 192, 4 layers in each tower, 16-token
+knows it: 64x64 input, 8-pixel patches (65 tokens), width 192, 4 layers in each tower, 16-token
 context (the longest prompt is 14 tokens with its start and end tokens), 256-d joint embedding.
 The tokenizer is open_clip's default SimpleTokenizer, whose BPE vocabulary ships with open_clip.
 
-Its weights live in cache_dir()/clip/synthclip/ (written by `repro clip pretrain`).
+Weights are named like open_clip's pretrained ones, by a tag after the model name: `synthclip:small`
+(the default), `synthclip:tiny`, `synthclip:small,seed=1,steps=300`. A tag is a pre-training
+recipe (`Recipe`): a preset of PRESETS with optional seed, steps and batch. Every recipe has its own
+folder under cache_dir()/clip/synthclip/, keyed by everything its weights are a function of (the
+recipe, RECIPE_VERSION, the model config and the synthetic world's GENERATOR_VERSION), so one
+recipe never replaces another's checkpoint and a new world or recipe version trains anew.
 """
 
+import hashlib
 import json
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from repro.clip.errors import ClipError
+from repro.data import domains
 from repro.paths import cache_dir
 
 MODEL_NAME = "synthclip"
 CONFIG_PATH = Path(__file__).with_name("synthclip.json")
+# Bump when the training code changes what a recipe produces, so old checkpoints are not reused.
+RECIPE_VERSION = 1
+DEFAULT_TAG = "small"
+
+
+@dataclass(frozen=True)
+class Preset:
+    n_train: int
+    n_val: int
+    steps: int
+    batch: int
+    lr: float
+    warmup: int
+    weight_decay: float = 0.1
+
+
+PRESETS = {
+    "small": Preset(n_train=8000, n_val=500, steps=750, batch=128, lr=5e-4, warmup=50),
+    # Seconds: for tests and smoke runs; the weights are not useful.
+    "tiny": Preset(n_train=64, n_val=32, steps=6, batch=16, lr=3e-4, warmup=2),
+}
+TAG_KEYS = ("seed", "steps", "batch")  # what a tag may set beside its preset, in canonical order
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What one synthclip checkpoint is trained from: a preset, a seed, optional steps and batch."""
+
+    preset: str = DEFAULT_TAG
+    seed: int = 0
+    steps: int | None = None
+    batch: int | None = None
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ClipError(f"unknown synthclip preset {self.preset!r}; known: {', '.join(PRESETS)}")
+        for name in ("steps", "batch"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ClipError(f"synthclip {name} must be at least 1, got {value}")
+        # Values equal to the preset's are dropped, so one recipe has one tag (and one folder).
+        for name in ("steps", "batch"):
+            if getattr(self, name) == getattr(PRESETS[self.preset], name):
+                object.__setattr__(self, name, None)
+
+    @property
+    def training(self) -> Preset:
+        return replace(PRESETS[self.preset], **{k: v for k, v in (("steps", self.steps), ("batch", self.batch)) if v is not None})
+
+    @property
+    def tag(self) -> str:
+        """The canonical tag: 'small', 'small,seed=1,steps=300'."""
+        extra = [f"{k}={getattr(self, k)}" for k in TAG_KEYS if getattr(self, k) not in (None, 0)]
+        return ",".join([self.preset, *extra])
+
+    @property
+    def spec(self) -> str:
+        return f"{MODEL_NAME}:{self.tag}"
+
+    def key(self) -> dict:
+        """Everything the weights are a function of, before any data is rendered."""
+        world = hashlib.sha256(repr(domains.get_domain("synth-clip")).encode()).hexdigest()[:16]
+        return {"recipe_version": RECIPE_VERSION, "generator_version": domains.GENERATOR_VERSION, "synth_clip_spec": world,
+                "model_config": model_config(), "training": asdict(self.training), "seed": self.seed}  # fmt: skip
+
+    def directory(self) -> Path:
+        digest = hashlib.sha256(json.dumps(self.key(), sort_keys=True).encode()).hexdigest()[:12]
+        return cache_dir() / "clip" / MODEL_NAME / f"{self.tag.replace(',', '-').replace('=', '')}-{digest}"
+
+    def checkpoint_path(self) -> Path:
+        return self.directory() / "synthclip.pt"
+
+    def manifest_path(self) -> Path:
+        return self.directory() / "manifest.json"
+
+
+def parse_tag(tag: str | None) -> Recipe:
+    """'small' | 'tiny,seed=1,steps=300' -> Recipe; None or '' is the default recipe."""
+    preset, *items = [part.strip() for part in (tag or DEFAULT_TAG).split(",")]
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in TAG_KEYS or not value.isdigit():
+            raise ClipError(f"bad synthclip tag {tag!r}: expected PRESET[,KEY=N...] with KEY one of {', '.join(TAG_KEYS)}, e.g. small,seed=1")
+        values[key] = int(value)
+    return Recipe(preset, **values)
+
+
+def canonical_spec(spec: str, with_recipe: bool = True) -> str:
+    """'synthclip' and 'synthclip:small,seed=0' -> 'synthclip:small' ('synthclip' without the recipe,
+    when a checkpoint file gives the weights); other specs unchanged."""
+    model, _, tag = spec.partition(":")
+    if model != MODEL_NAME:
+        return spec
+    return parse_tag(tag).spec if with_recipe else MODEL_NAME
 
 
 def register() -> None:
@@ -30,15 +132,3 @@ def register() -> None:
 
 def model_config() -> dict:
     return json.loads(CONFIG_PATH.read_text())
-
-
-def checkpoint_dir() -> Path:
-    return cache_dir() / "clip" / MODEL_NAME
-
-
-def checkpoint_path() -> Path:
-    return checkpoint_dir() / "synthclip.pt"
-
-
-def manifest_path() -> Path:
-    return checkpoint_dir() / "manifest.json"

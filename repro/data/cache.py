@@ -25,7 +25,8 @@ import torch
 from tqdm import tqdm
 
 from repro.allocator import keep_freed_memory
-from repro.data.domains import GENERATOR_VERSION, get_domain, split_seed
+from repro.data import domains
+from repro.data.domains import get_domain, split_seed
 from repro.data.errors import DataError
 from repro.data.registry import DEFAULT_SIZE
 from repro.files import building, file_sha256
@@ -95,7 +96,7 @@ def split_dir(domain: str, split: str, n: int, size: int, root: Path | None = No
 
 
 def _wanted(domain, split: str, n: int, size: int) -> dict:
-    return {"domain": domain.name, "split": split, "n": n, "size": size, "generator_version": GENERATOR_VERSION,
+    return {"domain": domain.name, "split": split, "n": n, "size": size, "generator_version": domains.GENERATOR_VERSION,
             "seed": split_seed(domain, split), "spec_digest": _spec_digest(domain)}  # fmt: skip
 
 
@@ -161,9 +162,18 @@ def _render_to(path: Path, domain, split: str, n: int, size: int, wanted: dict, 
     shutil.rmtree(old, ignore_errors=True)
 
 
+def open_domain(domain_name: str, split: str, n: int | None = None, size: int | None = None, root: Path | None = None):
+    """(folder, manifest) of a split's cache entry, building it if needed; nothing is loaded into memory."""
+    path = build_domain(domain_name, split, n=n, size=size, root=root)
+    return path, json.loads((path / "manifest.json").read_text())
+
+
+def load_shards(path: Path, manifest: dict) -> dict:
+    """The tensors of a cache entry opened by open_domain."""
+    return _concat([torch.load(path / s["file"], weights_only=False) for s in manifest["shards"]])
+
+
 def load_domain(domain_name: str, split: str, n: int | None = None, size: int | None = None, root: Path | None = None):
     """Tensors of a whole split (building it if needed) and its manifest."""
-    path = build_domain(domain_name, split, n=n, size=size, root=root)
-    manifest = json.loads((path / "manifest.json").read_text())
-    parts = [torch.load(path / s["file"], weights_only=False) for s in manifest["shards"]]
-    return _concat(parts), manifest
+    path, manifest = open_domain(domain_name, split, n=n, size=size, root=root)
+    return load_shards(path, manifest), manifest

@@ -25,6 +25,9 @@ BONES = tuple(
 )
 
 
+ROOT = "palm centre (midpoint of wrist and middle MCP)"  # the evaluation root (repro.decisions)
+
+
 def palm_centre(xyz: torch.Tensor) -> torch.Tensor:
     """Midpoint of wrist and middle MCP; xyz (..., 21, 3) -> (..., 3)."""
     return 0.5 * (xyz[..., WRIST, :] + xyz[..., MIDDLE_MCP, :])

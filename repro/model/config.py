@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from repro.errors import ConfigError
+
 FUSIONS = ("concat", "sum")
 INITS = ("torch", "he")
 
@@ -41,18 +43,18 @@ class ModelConfig:
     init: str = "torch"
 
     def __post_init__(self):
-        if self.input_size < 8 or self.input_size % 8:
-            raise ValueError(f"input_size must be a positive multiple of 8, got {self.input_size}")
-        for name in ("width", "prior_width"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
-        if self.clip_dim < 1 or self.proj_dim < 1:
-            raise ValueError("clip_dim and proj_dim must be positive")
+        checks = {
+            "input_size": (self.input_size >= 8 and self.input_size % 8 == 0, "a positive multiple of 8"),
+            "width": (self.width > 0, "a positive number"),
+            "prior_width": (self.prior_width is None or self.prior_width > 0, "a positive number or none"),
+            "fusion": (self.fusion in FUSIONS, f"one of {FUSIONS}"),
+            "init": (self.init in INITS, f"one of {INITS}"),
+            "clip_dim": (self.clip_dim >= 1, "a positive integer"),
+            "proj_dim": (self.proj_dim >= 1, "a positive integer"),
+        }
+        for name, (ok, expected) in checks.items():
+            if not ok:
+                raise ConfigError(f"config field 'model.{name}' = {getattr(self, name)!r}: expected {expected}")
 
     @property
     def heatmap_size(self) -> int:

@@ -109,6 +109,7 @@ def run_fig3(*, clip: str, clip_checkpoint, n: int, ratio: float, seed: int, sou
     from repro.clip.encoders import build_encoder
     from repro.clip.features import image_features, mix_features, text_features
     from repro.clip.prompts import all_prompts
+    from repro.data.registry import is_synthetic
     from repro.train.data import load_split
 
     if source in targets or AUG in targets:
@@ -132,7 +133,7 @@ def run_fig3(*, clip: str, clip_checkpoint, n: int, ratio: float, seed: int, sou
         "prompt": [prompts[i] for i in drawn] + [""] * (len(coords) - len(drawn)),
         "x": coords[:, 0], "y": coords[:, 1],
     })  # fmt: skip
-    world = " (synthetic world)" if source.startswith("synth-") else ""
+    world = " (synthetic world)" if is_synthetic(source) else ""
     title = (f"Fig. 3{world}: t-SNE of aug = {ratio:g}·f_CI(x) + {1 - ratio:g}·f_CT(t) for {source} images x and random prompts t,\n"
              f"against f_CI of {source} and of the targets ({encoder.identity}; {len(src)} source images)")  # fmt: skip
     out = Path(out)

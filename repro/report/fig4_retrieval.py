@@ -153,6 +153,7 @@ def run_fig4(*, clip: str, clip_checkpoint, n: int, ratio: float, k: int, querie
     """Compute, draw and write Fig. 4; returns (the numbers, the files written)."""
     from repro.clip.encoders import build_encoder
     from repro.clip.features import image_features, text_features
+    from repro.data.registry import is_synthetic
     from repro.train.data import load_split
 
     gallery = load_split(source, "train", n, size, data_root)
@@ -171,7 +172,7 @@ def run_fig4(*, clip: str, clip_checkpoint, n: int, ratio: float, k: int, querie
     shown = drawn[:queries]
     exclude = torch.tensor([p.query for p in shown])
     indices, sims = retrieve(mix_features(f_gallery[exclude], f_prompts[: len(shown)], ratio), f_gallery, exclude, k)
-    world = " (synthetic world)" if source.startswith("synth-") else ""
+    world = " (synthetic world)" if is_synthetic(source) else ""
     title = (f"Fig. 4{world}: {source} images ranked by cos({ratio:g}·f_CI(x) + {1 - ratio:g}·f_CT(t), f_CI)  [{encoder.identity}]\n"
              f"precision@{k} of the prompt's style over {report['pairs']} pairs: {report['precision_at_k']:.2f} "
              f"(image only: {report['precision_at_k_image_only']:.2f}, chance: {report['chance']:.2f})\n"

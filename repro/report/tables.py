@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from repro.decisions import rows as decision_rows
 from repro.presets import paper_departures
 from repro.studies.results import results_frame, world_note
 from repro.studies.runner import find_study, storage_label
@@ -32,6 +33,8 @@ NOT_REPRODUCED = "not reproduced"
 DASH = "–"
 PARTS = ("ours", "paper", "diff")
 RUN_HEADER = ("Row", "Column", "Target", "Status", "Config hashes", "MLflow run ids")
+DECISION_HEADER = ("Decision", "Value in these runs", "Held by", "Used in", "Why")
+DECISIONS_INTRO = "Where the paper is silent, these runs used the following (generated from repro.decisions)."
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class TableReport:
     legend: str
     notes: tuple[tuple[str, str], ...]
     runs: tuple[tuple[str, ...], ...]  # RUN_HEADER per reproduced cell
+    decisions: tuple[tuple[str, ...], ...]  # DECISION_HEADER per entry of repro.decisions
 
 
 def study_plan(name: str, base, targets: list[str] | None = None, storage: str | None = None) -> tuple[TablePlan, object | None]:
@@ -129,7 +133,9 @@ def build_report(plan: TablePlan, frame, tags: dict[str, dict[str, str]], parent
               f"{MISSING}: no finished run; {NOT_REPRODUCED}: another method, the paper's number only.")  # fmt: skip
     notes = tuple((row, note) for row, note in frame["note"].groupby(level="row", sort=False).first().items() if note)
     stem = f"{plan.spec.name}.{plan.base.preset}"
-    return TableReport(stem, plan.spec.title, facts, tuple(plan.targets), tuple(rows), legend, notes, runs)
+    configs = [cfg for row in plan.spec.rows if row.reproduced for seed in plan.seed_values() for cfg in plan.configs(row, seed).values()]
+    decisions = tuple(tuple(d[k] for k in ("decision", "value", "holder", "where", "why")) for d in decision_rows(configs))
+    return TableReport(stem, plan.spec.title, facts, tuple(plan.targets), tuple(rows), legend, notes, runs, decisions)
 
 
 # --- Markdown ---------------------------------------------------------------------------------
@@ -150,6 +156,8 @@ def to_markdown(rep: TableReport) -> str:
              _md_row(header), _md_row(["---", *["---:"] * (len(header) - 1)]), *body, "", rep.legend, ""]  # fmt: skip
     if rep.notes:
         lines += ["## Notes", "", *(f"- {_md(row)}: {_md(note)}" for row, note in rep.notes), ""]
+    lines += ["## Decisions", "", DECISIONS_INTRO, "", _md_row(DECISION_HEADER), _md_row(["---"] * len(DECISION_HEADER)),
+              *(_md_row(map(_md, d)) for d in rep.decisions), ""]  # fmt: skip
     lines += ["## MLflow runs", "", _md_row(RUN_HEADER), _md_row(["---"] * len(RUN_HEADER)), *(_md_row(map(_md, r)) for r in rep.runs)]
     return "\n".join(lines) + "\n"
 
@@ -177,11 +185,14 @@ def to_html(rep: TableReport) -> str:
     parts = "".join(f"<th>{p}</th>" for _ in rep.columns for p in PARTS)
     body = [f"<tr><th>{esc(name)}</th>{''.join(_td(c) for c in cells)}</tr>" for name, cells in rep.rows]
     runs = [f"<tr>{''.join(f'<td>{esc(x)}</td>' for x in r)}</tr>" for r in rep.runs]
+    decisions = [f"<tr>{''.join(f'<td>{esc(x)}</td>' for x in d)}</tr>" for d in rep.decisions]
     notes = ["<h2>Notes</h2>", "<ul>", *(f"<li>{esc(row)}: {esc(note)}</li>" for row, note in rep.notes), "</ul>"] if rep.notes else []
     return _page(rep.title, [
         f"<h1>{esc(rep.title)}</h1>", "<ul>", *(f"<li><b>{esc(label)}</b>: {esc(text)}</li>" for label, text in rep.facts), "</ul>",
         "<table>", f'<tr><th rowspan="2">Method</th>{groups}</tr>', f"<tr>{parts}</tr>", *body, "</table>",
         f"<p>{esc(rep.legend)}</p>", *notes,
+        "<h2>Decisions</h2>", f"<p>{esc(DECISIONS_INTRO)}</p>", "<table>",
+        f"<tr>{''.join(f'<th>{esc(h)}</th>' for h in DECISION_HEADER)}</tr>", *decisions, "</table>",
         "<h2>MLflow runs</h2>", "<table>", f"<tr>{''.join(f'<th>{esc(h)}</th>' for h in RUN_HEADER)}</tr>", *runs, "</table>",
     ])  # fmt: skip
 
@@ -212,6 +223,8 @@ def to_latex(rep: TableReport) -> str:
     rules = "".join(rf"\cmidrule(lr){{{2 + i * k}-{1 + (i + 1) * k}}}" for i in range(n))
     body = [_tex_row([tex_escape(name), *map(_tex_cell, cells)]) for name, cells in rep.rows]
     runs = [_tex_row([*map(tex_escape, r[:4]), *(rf"\texttt{{{tex_escape(x)}}}" for x in r[4:])]) for r in rep.runs]
+    decisions = [rf"\item[{tex_escape(name)}] {tex_escape(value)} ({tex_escape(holder)}; used in {tex_escape(where)}): {tex_escape(why)}"
+                 for name, value, holder, where, why in rep.decisions]  # fmt: skip
     notes = [r"\subsection*{Notes}", r"\begin{itemize}", *(rf"\item {tex_escape(row)}: {tex_escape(note)}" for row, note in rep.notes),
              r"\end{itemize}"] if rep.notes else []  # fmt: skip
     return "\n".join([
@@ -221,6 +234,7 @@ def to_latex(rep: TableReport) -> str:
         r"\begin{table}[ht]", r"\centering", rf"\begin{{tabular}}{{l{'r' * k * n}}}", r"\toprule", groups, rules,
         _tex_row(["Method", *(p for _ in rep.columns for p in PARTS)]), r"\midrule", *body, r"\bottomrule", r"\end{tabular}",
         rf"\caption{{{tex_escape(rep.legend)}}}", r"\end{table}", *notes,
+        r"\subsection*{Decisions}", tex_escape(DECISIONS_INTRO), r"\begin{description}", *decisions, r"\end{description}",
         r"\subsection*{MLflow runs}", r"{\scriptsize", rf"\begin{{tabular}}{{{'l' * len(RUN_HEADER)}}}", r"\toprule",
         _tex_row(map(tex_escape, RUN_HEADER)), r"\midrule", *runs, r"\bottomrule", r"\end{tabular}}", r"\end{document}",
     ]) + "\n"  # fmt: skip

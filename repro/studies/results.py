@@ -14,6 +14,8 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from repro.data.registry import is_synthetic
+
 
 def results_frame(plan, study) -> pd.DataFrame:
     complete = {t.user_attrs["cell"]: t.user_attrs for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
@@ -43,7 +45,7 @@ def results_frame(plan, study) -> pd.DataFrame:
 def world_note(plan) -> str:
     """Say where the numbers come from: on the synthetic world they are not the paper's datasets."""
     mapping = ", ".join(f"{col} -> {target}" for col, target in plan.targets.items())
-    if plan.base.source.startswith("synth-") or any(t.startswith("synth-") for t in plan.targets.values()):
+    if any(is_synthetic(name) for name in (plan.base.source, *plan.targets.values())):
         return (f"this suite, trained on {plan.base.source}, evaluated on {mapping} -- the synthetic hand world, "
                 f"not the paper's FreiHAND/STB/RHD; 'paper' is the paper's number on the real dataset.")  # fmt: skip
     return f"this suite, trained on {plan.base.source}, evaluated on {mapping} (the real datasets)."

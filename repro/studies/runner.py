@@ -25,6 +25,7 @@ does the rest, the same way for every plan:
   records the run ids and config hashes (user attr "runs") and the parent run id is a study attr.
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -37,7 +38,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterable, Protocol
 
 import optuna
 from mlflow.tracking import MlflowClient
@@ -92,10 +93,15 @@ class Session:
     invocation: str
 
 
-def study_name(prefix: str, config: RunConfig) -> str:
-    """prefix-<first 8 of the base config's hash>: a changed preset definition, trainer version or --set
-    is another study, so a study never reports cells trained under another definition as its own."""
-    return f"{prefix}-{config.hash[:8]}"
+def study_name(prefix: str, configs: Iterable[RunConfig]) -> str:
+    """prefix-<8 hex>, a hash of the run hashes (repro.train.identity) of the configs the study trains for
+    its first seed: a changed preset, trainer version, --set or row, and equally new data or CLIP weights,
+    make another study, so a study never reports cells trained on another identity as its own; the old
+    study and its runs stay as they were."""
+    from repro.train.identity import run_hash
+
+    hashes = sorted({run_hash(cfg) for cfg in configs})
+    return f"{prefix}-{hashlib.sha256(','.join(hashes).encode()).hexdigest()[:8]}"
 
 
 def plan_to_json(plan: Plan) -> dict:
@@ -272,7 +278,8 @@ def _train_for(session: Session, trainer: Callable, trial: optuna.Trial, cell: C
         if result.reused:
             MlflowClient().set_tag(result.run_id, f"reused_by/{name}/{trial.number}", cell.key)
         runs = trial.user_attrs.get("runs", [])
-        trial.set_user_attr("runs", runs + [{"config_hash": result.config_hash, "run_id": result.run_id, "status": result.status, "reused": result.reused}])
+        trial.set_user_attr("runs", runs + [{"config_hash": result.config_hash, "run_hash": result.run_hash, "run_id": result.run_id,
+                                             "status": result.status, "reused": result.reused}])  # fmt: skip
         if result.status != "FINISHED":
             raise CellFailed(f"training of config {result.config_hash} ended {result.status} (MLflow run {result.run_id})")
         return result

@@ -5,15 +5,17 @@ column, as "Ours" does: r = 0.6 for STB, r = 0.9 for RHD) and reads each column'
 own run; the trial's value is the mean over the columns. Seeds are base.seed, base.seed + 1, ...;
 the seed is a config field, so it is part of every config hash.
 
-The study is named "<table>-<preset>-<hash8>" after its base config, so anything that changes the
-cells (--set, --source, --targets, --clip, a changed preset or trainer version) is another study;
+The study is named "<table>-<preset>-<hash8>" after the run hashes of its first seed's configs
+(runner.study_name), so anything that changes the cells (--set, --source, --targets, --clip, a row
+of the spec, a changed preset or trainer version, new data or CLIP weights) is another study;
 --seeds only adds or drops cells of the same study.
 """
 
 import json
 import statistics
+from functools import cached_property
 
-from repro.config import ConfigError, RunConfig, from_dict, with_overrides
+from repro.config import ConfigError, RunConfig, from_dict
 from repro.studies.runner import Cell, run_study, study_name
 from repro.studies.spec import Row, TableSpec, load_spec, load_table
 
@@ -26,9 +28,13 @@ class TablePlan:
         self.base = base
         self.seeds = seeds or spec.seeds
         self.targets = dict(targets or spec.columns)
-        ours = with_overrides(base, {"targets": tuple(self.targets.values())})
-        self.study_name = study_name(f"{spec.name}-{base.preset}", ours)
         self.journal = spec.name
+
+    @cached_property
+    def study_name(self) -> str:
+        """Named on first use: it opens the first seed's data and CLIP (runner.study_name)."""
+        first = [cfg for row in self.spec.rows if row.reproduced for cfg in self.configs(row, self.base.seed).values()]
+        return study_name(f"{self.spec.name}-{self.base.preset}", first)
 
     @classmethod
     def from_args(cls, name: str, base: RunConfig, seeds: int | None = None, targets: list[str] | None = None) -> "TablePlan":

@@ -1,18 +1,30 @@
-"""`repro tune`: the paper's cross-validated choices (r and lambda3) by k-fold on the source only.
+"""`repro tune`: the paper's cross-validated choices (r, lambda1, lambda2, lambda3) by k-fold on the source only.
 
-The search is a grid over the paper's candidate values (CANDIDATES: the values its Tables 4a and 5
-try), not TPE: with at most 16 points, each a deterministic k-fold estimate, a model of the
-objective saves nothing. Each grid point is a cell of a study run by runner.py (so it resumes,
-retries and takes --workers like the tables); its value is the mean "val/epe_mm" over the K folds,
-each fold a training with cv_folds = K, cv_fold = k, which validates on fold k of the source
-training split and never reads a target (checked on every config). `--trials N` evaluates N grid
-points, drawn with a fixed seed, instead of all. The other knobs come from the base config (IE+TE,
-r = 0.6, lambda3 = 0.1 by default), so tuning one parameter holds the other at the paper's value.
+The paper chose all four this way: "From the 10-random fold cross validation, we set lambda1 and
+lambda2 as 1 and set lambda3 as 0.1" (Sec. 3.4), and r (6:4 / 9:1) and lambda3 "via the 10-fold
+cross-validation" (Secs. 3.3, 4.3). Hence 10 folds and all four parameters by default (RunConfig
+fields ratio, lambda_heat, lambda_pose, lambda_con; the paper's names r, lambda1..3 are accepted too).
+
+The search is a grid, not TPE: each point is a deterministic k-fold estimate, and a model of the
+objective saves little on a few dozen points. CANDIDATES: for r and lambda3 the values the paper's
+Tables 4a and 5 try; for lambda1 and lambda2 the paper gives no grid, so ours is the base config's
+value times (0.1, 1, 10) (RELATIVE), which holds the value the base trains with (the paper's 1, or
+the CPU presets' lambda_heat 20, presets.CPU_TRAINING) and one decade either side. The full grid is
+4 x 3 x 3 x 4 = 144 points, each K trainings: `--params ratio,lambda_con` searches the 16 points of
+the two parameters the paper ablates, `--trials N` evaluates N grid points drawn with a fixed seed.
+
+Each grid point is a cell of a study run by runner.py (so it resumes, retries and takes --workers
+like the tables); its value is the mean "val/epe_mm" over the K folds, each fold a training with
+cv_folds = K, cv_fold = k, which validates on fold k of the source training split and never reads
+a target (checked on every config). Folds hold whole pose groups (repro.train.data.cv_split: a
+FreiHAND pose's 4 background renders never straddle folds). The parameters not tuned come from the
+base config (IE+TE, r = 0.6, lambda1 = lambda2 = 1, lambda3 = 0.1 by default).
 """
 
 import itertools
 import random
 import statistics
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -21,27 +33,62 @@ from optuna.trial import TrialState
 from repro.config import ConfigError, RunConfig, from_dict, with_overrides
 from repro.studies.runner import Cell, study_name
 
-CANDIDATES = {"ratio": (0.4, 0.6, 0.8, 0.9), "lambda_con": (1.0, 0.1, 0.01, 0.001)}
+# Candidate values per parameter, in canonical order. RELATIVE ones are factors of the base config's
+# value: the paper gives no grid for lambda1 / lambda2, and the base value (paper 1, CPU presets'
+# lambda_heat 20) must be a candidate.
+CANDIDATES = {
+    "ratio": (0.4, 0.6, 0.8, 0.9),  # r: Table 4a
+    "lambda_heat": (0.1, 1.0, 10.0),  # lambda1: x the base value (the paper gives no grid)
+    "lambda_pose": (0.1, 1.0, 10.0),  # lambda2: x the base value (the paper gives no grid)
+    "lambda_con": (1.0, 0.1, 0.01, 0.001),  # lambda3: Table 5
+}
+RELATIVE = frozenset({"lambda_heat", "lambda_pose"})
+ALIASES = {"r": "ratio", "lambda1": "lambda_heat", "lambda2": "lambda_pose", "lambda3": "lambda_con"}  # the paper's names
+DEFAULT_FOLDS = 10  # "10-fold cross-validation"
+DEFAULT_PARAMS = tuple(CANDIDATES)  # the paper cross-validated all four
+
+
+def canonical_params(params) -> tuple[str, ...]:
+    """`params` (field names or the paper's r, lambda1..3) as field names in CANDIDATES' order; ConfigError naming the allowed ones."""
+    names = [ALIASES.get(p, p) for p in params]
+    unknown = [p for p, name in zip(params, names) if name not in CANDIDATES]
+    allowed = ", ".join(f"{name} ({alias})" for alias, name in ALIASES.items())
+    if unknown or not names:
+        raise ConfigError(f"--params: unknown {', '.join(map(repr, unknown)) if unknown else '(none given)'}; "
+                          f"expected some of {allowed}, comma-separated")  # fmt: skip
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--params: {', '.join(params)} names a parameter twice")
+    return tuple(p for p in CANDIDATES if p in names)
 
 
 class TunePlan:
     journal = "tune"
 
-    def __init__(self, base: RunConfig, folds: int = 5, params: tuple[str, ...] = ("ratio", "lambda_con"), trials: int | None = None):
-        unknown = set(params) - set(CANDIDATES)
-        if unknown or not params:
-            raise ConfigError(f"--params: expected some of {', '.join(CANDIDATES)}, got {', '.join(params) or 'none'}")
+    def __init__(self, base: RunConfig, folds: int = DEFAULT_FOLDS, params: tuple[str, ...] = DEFAULT_PARAMS, trials: int | None = None):
+        params = canonical_params(params)
         if folds < 2:
             raise ConfigError(f"--folds must be at least 2, got {folds}")
         if base.mode != "iete":
-            raise ConfigError(f"repro tune chooses r and lambda3 for IE+TE: the base config has mode {base.mode!r}")
+            raise ConfigError(f"repro tune chooses r, lambda1, lambda2 and lambda3 for IE+TE: the base config has mode {base.mode!r}")
         if trials is not None and trials < 1:
             raise ConfigError(f"--trials must be at least 1, got {trials}")
-        self.base, self.folds, self.params, self.trials = base, folds, tuple(params), trials
-        self.study_name = study_name(f"tune-{base.preset}-{'+'.join(self.params)}-k{folds}", base)
+        self.base, self.folds, self.params, self.trials = base, folds, params, trials
+
+    @cached_property
+    def study_name(self) -> str:
+        """Named on first use: it opens the source's data and the CLIP (runner.study_name)."""
+        configs = [cfg for cell in self.cells() for cfg in self.fold_configs(cell.attrs)]
+        return study_name(f"tune-{self.base.preset}-{'+'.join(self.params)}-k{self.folds}", configs)
+
+    def candidates(self, param: str) -> tuple[float, ...]:
+        """The values tried for `param`: CANDIDATES, times the base config's value for a RELATIVE one."""
+        if param not in RELATIVE:
+            return CANDIDATES[param]
+        base = float(getattr(self.base, param))
+        return tuple(dict.fromkeys(float(f"{base * f:.12g}") for f in CANDIDATES[param]))  # 20 * 0.1 is 2, not 2.0000000000000004
 
     def cells(self) -> list[Cell]:
-        grid = [dict(zip(self.params, values)) for values in itertools.product(*(CANDIDATES[p] for p in self.params))]
+        grid = [dict(zip(self.params, values)) for values in itertools.product(*(self.candidates(p) for p in self.params))]
         if self.trials is not None and self.trials < len(grid):
             grid = random.Random(0).sample(grid, self.trials)
         return [Cell(", ".join(f"{k}={v:g}" for k, v in point.items()), point) for point in grid]

@@ -3,13 +3,13 @@
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from repro.data.errors import DataError
-from repro.data.registry import DATASETS, open_dataset
+from repro.data.registry import dataset_root, open_dataset
 
 # dataset -> role -> split name; real datasets read <data_root>/<dataset>/ (rhd: the RHD_published_v2 folder).
 SPLIT_OF_ROLE = {
@@ -43,26 +43,95 @@ class SplitTensors:
                                    uv=self.uv[mask], visible=self.visible[mask], digest=digest)  # fmt: skip
 
 
-def cv_split(train: SplitTensors, folds: int, fold: int) -> tuple[SplitTensors, SplitTensors, torch.Tensor]:
-    """(train without fold k, fold k, the fold's mask): samples are dealt to folds in turn (index mod k)."""
-    held_out = torch.arange(len(train)) % folds == fold
+CV_SEED = 0  # the one fixed shuffle of pose groups behind every cross-validation fold
+# Names how cv_split deals samples to folds, in the identity of every cross-validation run
+# (repro.train.identity), so that a run on folds dealt another way (before v1: index mod k) is not reused.
+CV_DEALING = f"pose-groups/mix64-round-robin/seed{CV_SEED}/v1"
+
+
+def pose_groups(split: SplitTensors) -> torch.Tensor:
+    """(N,) int64: the pose group of each sample of `split`, from its dataset's `pose_groups()` (FreiHAND:
+    annotation i % 32560, so a pose's 4 background versions share a group); a dataset without the
+    method: each sample its own group."""
+    method = getattr(split.dataset, "pose_groups", None)
+    groups = torch.arange(len(split)) if method is None else torch.as_tensor(method(), dtype=torch.long)
+    if groups.shape != (len(split),):
+        raise DataError(f"{split.name}/{split.split}: its dataset gives {tuple(groups.shape)} pose groups for "
+                        f"{len(split)} samples (a subset's dataset is still the whole split's: pass groups)")  # fmt: skip
+    return groups
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a fixed bijection of uint64 that scrambles the bits (same on every machine)."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def fold_of_groups(groups: torch.Tensor, folds: int, seed: int = CV_SEED) -> torch.Tensor:
+    """(N,) int64: the fold of each sample. The distinct groups are shuffled by a seeded hash of their id
+    and dealt round-robin (j-th group in shuffled order -> fold j mod k): every group lies in one fold
+    and the folds hold as many groups as possible equally (sizes differ by at most one group). Pure:
+    the same groups give the same folds on any machine and library version."""
+    if folds < 2:
+        raise DataError(f"cross-validation needs at least 2 folds, got {folds}")
+    unique, inverse = torch.unique(groups.long(), return_inverse=True)
+    if len(unique) < folds:
+        raise DataError(f"{folds}-fold cross-validation needs at least {folds} pose groups, got {len(unique)}")
+    ids = unique.numpy().astype(np.uint64)  # two's complement for negative ids: still distinct
+    with np.errstate(over="ignore"):
+        keys = _mix64(ids ^ _mix64(np.full_like(ids, seed) + np.uint64(0x9E3779B97F4A7C15)))
+    order = np.lexsort((unique.numpy(), keys))  # by key; the id breaks (improbable) ties
+    fold_of_unique = torch.empty(len(unique), dtype=torch.long)
+    fold_of_unique[torch.from_numpy(order)] = torch.arange(len(unique)) % folds
+    return fold_of_unique[inverse]
+
+
+def cv_split(train: SplitTensors, folds: int, fold: int, groups: torch.Tensor | None = None) -> tuple[SplitTensors, SplitTensors, torch.Tensor]:
+    """(train without fold k, fold k, the fold's (N,) bool mask over `train`), with folds of whole pose
+    groups (fold_of_groups), so no pose has renders on both sides. groups: (N,), default pose_groups(train)."""
+    groups = pose_groups(train) if groups is None else torch.as_tensor(groups, dtype=torch.long)
+    if groups.shape != (len(train),):
+        raise DataError(f"cv_split: {tuple(groups.shape)} pose groups for {len(train)} samples")
+    if not 0 <= fold < folds:
+        raise DataError(f"cv_split: fold {fold} out of range for {folds} folds")
+    held_out = fold_of_groups(groups, folds) == fold
     return train.subset(~held_out, f"cv{fold}of{folds}-train"), train.subset(held_out, f"cv{fold}of{folds}-val"), held_out
 
 
-def load_split(name: str, role: str, n: int | None, size: int, data_root: str | None) -> SplitTensors:
+@dataclass(frozen=True)
+class OpenSplit:
+    """A dataset's split opened for a role, not yet in memory: enough for its digest (a run's identity)."""
+
+    name: str  # dataset name, e.g. "synth-stb"
+    split: str
+    dataset: object
+
+    @property
+    def digest(self) -> str:
+        return self.dataset.digest
+
+
+def open_split(name: str, role: str, n: int | None, size: int, data_root: str | None) -> OpenSplit:
     if name not in SPLIT_OF_ROLE or role not in SPLIT_OF_ROLE[name]:
         roles = {k: tuple(v) for k, v in SPLIT_OF_ROLE.items()}
         raise DataError(f"dataset {name!r} has no {role!r} split for training/evaluation; known: {roles}")
     split = SPLIT_OF_ROLE[name][role]
-    root = None
-    if DATASETS.get(name) is None or DATASETS[name].needs_root:
-        if data_root is None and not name.startswith("synth-"):
-            raise DataError(f"dataset {name!r} is read from disk: set data_root (--data-root PATH holding {name}/)")
-        root = Path(data_root) / name if data_root else None
-    dataset = open_dataset(name, root=root, split=split, n=n, size=size)
-    if hasattr(dataset, "data"):  # synthetic splits are already tensors
+    # A real dataset reads <data_root>/<name>; a synthetic one renders into its cache, never under data_root.
+    return OpenSplit(name, split, open_dataset(name, root=dataset_root(name, data_root), split=split, n=n, size=size))
+
+
+def split_tensors(opened: OpenSplit) -> SplitTensors:
+    """The split in memory: synthetic splits are already tensors, real ones are decoded sample by sample."""
+    name, split, dataset = opened.name, opened.split, opened.dataset
+    if hasattr(dataset, "data"):
         d = dataset.data
         return SplitTensors(name, split, d["image"], d["xyz"], d["uv"], d["visible"], dataset.digest, dataset)
     samples = [dataset[i] for i in tqdm(range(len(dataset)), desc=f"load {name}/{split}", unit="img")]
     stack = lambda key: torch.stack([getattr(s, key) for s in samples])  # noqa: E731
     return SplitTensors(name, split, stack("image"), stack("xyz"), stack("uv"), stack("visible"), dataset.digest, dataset)
+
+
+def load_split(name: str, role: str, n: int | None, size: int, data_root: str | None) -> SplitTensors:
+    return split_tensors(open_split(name, role, n, size, data_root))

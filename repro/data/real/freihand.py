@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from repro.data.errors import DataError
 from repro.data.real.common import RealHandDataset, build_sample, count_files, require_dir, require_file, require_finite
@@ -24,6 +25,13 @@ from repro.data.sample import HandSample
 LAYOUT = ("FreiHAND v2 layout: training/rgb/%08d.jpg, training_xyz.json, training_K.json, "
           "evaluation/rgb/%08d.jpg, evaluation_xyz.json, evaluation_K.json")
 VERSIONS = {"training": 4, "evaluation": 1}  # images per annotation
+# Where each split's annotations come from: the main archive holds the evaluation images and K but not
+# their 3D joints, which ship in a separate archive.
+ARCHIVES = {
+    "training": "FreiHAND_pub_v2.zip (training_xyz.json, training_K.json beside training/)",
+    "evaluation": "FreiHAND_pub_v2_eval.zip, the evaluation annotations published apart from FreiHAND_pub_v2.zip "
+                  "(evaluation_xyz.json, evaluation_K.json beside evaluation/)",
+}  # fmt: skip
 
 
 def _load_list(path: Path, tail: tuple[int, ...], what: str) -> np.ndarray:
@@ -46,6 +54,10 @@ class FreiHAND(RealHandDataset):
     def __init__(self, root: Path, split: str, n: int | None = None, size: int = DEFAULT_SIZE):
         require_dir(root, "the FreiHAND dataset root", LAYOUT)
         xyz_path, K_path = root / f"{split}_xyz.json", root / f"{split}_K.json"
+        missing = [str(p) for p in (xyz_path, K_path) if not p.is_file()]
+        if missing:  # refused before any image is read: every sample needs its 3D joints and K
+            raise DataError(f"FreiHAND {split} annotations missing: {', '.join(missing)}; add them from "
+                            f"{ARCHIVES[split]} ({LAYOUT})")  # fmt: skip
         self._xyz_mm = 1000.0 * _load_list(xyz_path, (21, 3), "a list of N entries of 21x3 metres")
         self._K = _load_list(K_path, (3, 3), "a list of N entries of 3x3 intrinsics")
         if len(self._xyz_mm) != len(self._K):
@@ -72,8 +84,14 @@ class FreiHAND(RealHandDataset):
             layout=LAYOUT,
         )
 
+    def pose_groups(self) -> torch.Tensor:
+        """(N,) int64: sample i's pose, its annotation i % #annotations, so that cross-validation
+        keeps a pose's 4 background versions in one fold. n keeps the first n samples, whose
+        position is their index in the split."""
+        return torch.arange(len(self)) % len(self._K)
 
-@register_dataset("freihand", needs_root=True, splits=tuple(VERSIONS), default_split="evaluation",
+
+@register_dataset("freihand", needs_root=True, synthetic=False, splits=tuple(VERSIONS), default_split="evaluation",
                   description="FreiHAND v2: 130,240 training / 3,960 evaluation images, right hands, 224x224")
 def open_freihand(root: Path, split: str, n: int | None, size: int = DEFAULT_SIZE) -> FreiHAND:
     return FreiHAND(root, split, n=n, size=size)

@@ -21,6 +21,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from repro.data.errors import DataError
 from repro.data.real.common import RealHandDataset, build_sample, count_files, read_image, require_dir, require_file, require_finite
@@ -33,6 +34,7 @@ LAYOUT = ("RHD_published_v2 layout: <split>/color/%05d.png, <split>/mask/%05d.pn
 RHD_TO_CANONICAL = (0, 4, 3, 2, 1, 8, 7, 6, 5, 12, 11, 10, 9, 16, 15, 14, 13, 20, 19, 18, 17)
 LEFT_LABELS = (2, 17)  # inclusive ranges of mask labels
 RIGHT_LABELS = (18, 33)
+HAND_CHOICE = "the hand with more visible keypoints; ties: more mask pixels; then the right hand"
 FIELDS = {"xyz": (42, 3), "uv_vis": (42, 3), "K": (3, 3)}
 
 
@@ -114,8 +116,13 @@ class RHD(RealHandDataset):
             layout=LAYOUT,
         )
 
+    def pose_groups(self) -> torch.Tensor:
+        """(N,) int64: each sample its own pose group (its index: n keeps the first n), for cross-validation
+        folds. RHD renders every pose once, so no two samples are versions of one pose."""
+        return torch.arange(len(self))
 
-@register_dataset("rhd", needs_root=True, splits=("training", "evaluation"), default_split="evaluation",
+
+@register_dataset("rhd", needs_root=True, synthetic=False, splits=("training", "evaluation"), default_split="evaluation",
                   description="Rendered Hand Pose (RHD_published_v2): 41,258 training / 2,728 evaluation, 320x320")
 def open_rhd(root: Path, split: str, n: int | None, size: int = DEFAULT_SIZE) -> RHD:
     return RHD(root, split, n=n, size=size)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
+import torch
 from scipy.spatial.transform import Rotation
 
 from repro.data.errors import DataError
@@ -38,6 +39,7 @@ SEQUENCES = {
     "test": ("B1Counting", "B1Random"),
     "train": tuple(f"B{b}{kind}" for b in range(2, 7) for kind in ("Counting", "Random")),
 }
+WRIST_RULE = "wrist = 2 * palm - middle MCP (STB's palm stays the root; hand3d uses the ring MCP)"
 SK_COLOR_K = np.array([[607.92271, 0.0, 314.78337], [0.0, 607.88192, 236.42484], [0.0, 0.0, 1.0]])
 SK_ROTATION = Rotation.from_rotvec([0.00531, -0.01196, 0.00301]).as_matrix()
 SK_TRANSLATION = np.array([-24.0381, -0.4563, -1.2326])  # mm
@@ -111,8 +113,14 @@ class STB(RealHandDataset):
             layout=LAYOUT,
         )
 
+    def pose_groups(self) -> torch.Tensor:
+        """(N,) int64: each sample its own pose group (its index: n keeps the first n), for cross-validation
+        folds. The frames of a sequence are successive video frames, not re-renders of one annotated
+        pose, so they are not grouped (neighbouring frames are similar, yet each has its own label)."""
+        return torch.arange(len(self))
 
-@register_dataset("stb", needs_root=True, splits=tuple(SEQUENCES), default_split="test",
+
+@register_dataset("stb", needs_root=True, synthetic=False, splits=tuple(SEQUENCES), default_split="test",
                   description="Stereo Hand Pose benchmark, SK colour: 15,000 train / 3,000 test, left hands, 640x480")
 def open_stb(root: Path, split: str, n: int | None, size: int = DEFAULT_SIZE) -> STB:
     return STB(root, split, n=n, size=size)

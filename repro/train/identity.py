@@ -1,0 +1,78 @@
+"""A run's identity: everything that changes what it computes.
+
+That is the config (its canonical JSON, the trainer version included), the digest of every dataset
+split the run reads (for the synthetic world the digest covers its generator version) and the CLIP
+it mixes in, named with its weights digest. Its hash, the run hash, is the key of a training run
+everywhere: the MLflow tag `run_hash` that dedupe and resume look up, the checkpoint folder, and the
+study names (repro.studies.runner.study_name). A finished run is reused only when all of it matches;
+anything else trains a new run and leaves the old one as it was.
+
+Opening a run's inputs renders a missing synthetic cache and pre-trains a missing synthclip (both
+once, under locks): a command that needs them builds them first. Splits are opened, not loaded:
+a digest needs only the cache manifest or the annotation files.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+from repro.config import TRAINER_VERSION, RunConfig
+from repro.data import domains
+from repro.paths import cache_dir
+from repro.train.data import CV_DEALING, OpenSplit, open_split
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    splits: dict[str, OpenSplit]  # "train", "val" (not under cross-validation), and each target by its name
+    encoder: object | None  # the frozen CLIP encoder (None when the run uses no CLIP)
+
+    def record(self) -> dict:
+        data = {role: {"dataset": s.name, "split": s.split, "digest": s.digest} for role, s in self.splits.items()}
+        clip = None if self.encoder is None else {"identity": self.encoder.identity, "weights_digest": self.encoder.weights_digest}
+        return {"data": data, "clip": clip}
+
+
+def _inputs_key(cfg: RunConfig) -> tuple:
+    """What decides a run's inputs: runs that differ only elsewhere share one RunInputs. The cache folder
+    and the world's version are read now, so a process that changes either opens its inputs anew."""
+    clip = (cfg.clip, cfg.clip_checkpoint) if cfg.uses_clip else None
+    world = (str(cache_dir()), domains.GENERATOR_VERSION)
+    return (cfg.source, cfg.targets, cfg.data_root, cfg.image_size, cfg.n_train, cfg.n_val, cfg.n_test, bool(cfg.cv_folds), clip, world)
+
+
+@lru_cache(maxsize=16)
+def _open(key: tuple) -> RunInputs:
+    source, targets, data_root, size, n_train, n_val, n_test, cv, clip, _ = key
+    splits = {"train": open_split(source, "train", n_train, size, data_root)}
+    if not cv:  # cross-validation validates on a fold of the training split and reads no target
+        splits["val"] = open_split(source, "val", n_val, size, data_root)
+        splits.update({t: open_split(t, "test", n_test, size, data_root) for t in targets})
+    encoder = None
+    if clip is not None:
+        from repro.clip.encoders import build_encoder
+
+        encoder = build_encoder(*clip)
+    return RunInputs(splits, encoder)
+
+
+def open_inputs(cfg: RunConfig) -> RunInputs:
+    """The run's splits and CLIP encoder, opened once per process for each distinct set of inputs."""
+    return _open(_inputs_key(cfg))
+
+
+def identity(cfg: RunConfig, inputs: RunInputs) -> dict:
+    record = {"trainer_version": TRAINER_VERSION, "config": cfg.to_dict(), **inputs.record()}
+    if cfg.cv_folds:  # the folds are part of what a cross-validation run trains and validates on
+        record["cv_dealing"] = CV_DEALING
+    return record
+
+
+def identity_hash(record: dict) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def run_hash(cfg: RunConfig) -> str:
+    """The run hash of `cfg` on today's data and CLIP weights."""
+    return identity_hash(identity(cfg, open_inputs(cfg)))

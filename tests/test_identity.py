@@ -1,0 +1,80 @@
+"""A run's identity covers its data and CLIP weights: what changes either trains anew, old runs stay."""
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from repro.data import domains
+from repro.presets import preset_config
+from repro.studies.runner import find_study, run_study
+from repro.studies.spec import load_spec
+from repro.studies.table import TablePlan
+from repro.tracking import TRAIN_EXPERIMENT, experiment
+from repro.train.identity import identity, identity_hash, open_inputs
+
+SPEC = """title = "identity check"
+seeds = 1
+[columns]
+STB = "synth-stb"
+[base]
+mode = "iete"
+[[rows]]
+name = "Baseline"
+set = { mode = "baseline" }
+[[rows]]
+name = "IE+TE"
+set = { ratio = 0.6 }
+"""
+TINY = {"epochs": 1, "n_train": 32, "n_val": 16, "n_test": 16, "batch_size": 8}
+
+
+def _run(spec, clip: str) -> dict[str, str]:
+    """Run the two-row study with synthclip recipe `clip`; its run id per row."""
+    plan = TablePlan(spec, preset_config("tiny", {**TINY, "clip": clip}))
+    run_study(plan)
+    trials = find_study(plan).get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 2
+    return {t.user_attrs["row"]: t.user_attrs["run_ids"]["STB"] for t in trials}
+
+
+@pytest.mark.slow
+def test_new_clip_weights_or_world_train_again_and_keep_the_old_runs(store, tmp_path, monkeypatch, request):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
+    path = tmp_path / "identity.toml"
+    path.write_text(SPEC)
+    spec = load_spec(path)
+
+    first = _run(spec, "synthclip:tiny")
+    # synthclip re-pretrained with another seed: other weights, so the CLIP cell trains again; the
+    # Baseline reads no CLIP, so its finished run is reused.
+    reseeded = _run(spec, "synthclip:tiny,seed=1")
+    assert reseeded["Baseline"] == first["Baseline"]
+    assert reseeded["IE+TE"] != first["IE+TE"]
+
+    # A new world: every cell trains again.
+    monkeypatch.setattr(domains, "GENERATOR_VERSION", domains.GENERATOR_VERSION + 1)
+    new_world = _run(spec, "synthclip:tiny")
+    assert not set(new_world.values()) & (set(first.values()) | set(reseeded.values()))
+
+    client = MlflowClient()
+    runs = client.search_runs([experiment(TRAIN_EXPERIMENT)])
+    old = {*first.values(), *reseeded.values()}
+    assert old <= {r.info.run_id for r in runs if r.info.status == "FINISHED"}  # nothing lost or overwritten
+    assert len({r.data.tags["run_hash"] for r in runs}) == 5
+    ie = client.get_run(new_world["IE+TE"])
+    assert ie.data.tags["clip_identity"] == "synthclip:tiny" and len(ie.data.tags["clip_weights_digest"]) == 64
+    assert ie.data.tags["data_digest/synth-stb"] != client.get_run(first["IE+TE"]).data.tags["data_digest/synth-stb"]
+
+
+def test_the_run_hash_covers_config_data_and_clip(store):
+    cfg = preset_config("tiny", {**TINY, "mode": "baseline"})
+    record = identity(cfg, open_inputs(cfg))
+    assert set(record["data"]) == {"train", "val", "synth-stb", "synth-rhd"} and record["clip"] is None
+    assert record["config"] == cfg.to_dict() and record["trainer_version"] >= 3
+    changed = {**record, "data": {**record["data"], "val": {**record["data"]["val"], "digest": "0" * 64}}}
+    assert identity_hash(changed) != identity_hash(record)
+    assert identity_hash({**record, "clip": {"identity": "x", "weights_digest": "0"}}) != identity_hash(record)
+    assert identity_hash(dict(reversed(record.items()))) == identity_hash(record)  # key order does not matter
