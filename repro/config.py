@@ -25,7 +25,10 @@ TRAINER_VERSION = 3
 
 LR_SCHEDULES = ("constant", "cosine")  # the paper's fixed Adam lr; cosine decay to 0 over the run
 MODES = ("baseline", "ie", "te", "iete")  # Table 4: no Branch2/L_Con; image only; text only; both
-AUGMENTATIONS = ("none", "normal-supervised", "normal-contrastive")  # Table 6's two readings
+# Table 6's two readings of normal augmentation, and the same pose re-rendered in another style
+# (repro.train.objectives), each as the supervised input or as the contrastive positive.
+AUGMENTATIONS = ("none", "normal-supervised", "normal-contrastive", "restyle-supervised", "restyle-contrastive")
+CONTRASTIVE_AUGMENTATIONS = ("normal-contrastive", "restyle-contrastive")
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,9 @@ class RunConfig:
         for name, (ok, expected) in checks.items():
             if not ok:
                 raise ConfigError(f"config field {name!r} = {getattr(self, name)!r}: expected {expected}")
+        if self.uses_clip and self.augment != "none":
+            raise ConfigError(f"config field 'augment' = {self.augment!r}: expected 'none' with mode {self.mode!r} "
+                              "(the augmentations are methods of their own: set mode=baseline)")  # fmt: skip
         self._canonicalise()
 
     def _canonicalise(self) -> None:
@@ -88,7 +94,7 @@ class RunConfig:
         fixed: dict[str, object] = {}
         if self.mode in ("ie", "te"):
             fixed["ratio"] = self.effective_ratio
-        contrastive = self.uses_clip or self.augment == "normal-contrastive"
+        contrastive = self.uses_clip or self.augment in CONTRASTIVE_AUGMENTATIONS
         if self.uses_clip:
             # "synthclip" and "synthclip:small" are one CLIP; a checkpoint file replaces the preset's recipe.
             fixed["clip"] = canonical_spec(self.clip, with_recipe=self.clip_checkpoint is None)
@@ -111,6 +117,16 @@ class RunConfig:
     @property
     def uses_clip(self) -> bool:
         return self.mode != "baseline"
+
+    @property
+    def objective(self) -> str:
+        """The name of the run's method in repro.train.objectives.OBJECTIVES."""
+        return "clip" if self.uses_clip else "baseline" if self.augment == "none" else self.augment
+
+    @property
+    def restyled(self) -> bool:
+        """Whether the run reads the source's restyled twin (the same poses in other styles)."""
+        return self.augment.startswith("restyle")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

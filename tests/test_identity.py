@@ -72,7 +72,8 @@ def test_new_clip_weights_or_world_train_again_and_keep_the_old_runs(store, tmp_
 def test_the_run_hash_covers_config_data_and_clip(store):
     cfg = preset_config("tiny", {**TINY, "mode": "baseline"})
     record = identity(cfg, open_inputs(cfg))
-    assert set(record["data"]) == {"train", "val", "synth-stb", "synth-rhd"} and record["clip"] is None
+    diagnostics = {"synth-stb-style", "synth-stb-view", "synth-rhd-style", "synth-rhd-view"}
+    assert set(record["data"]) == {"train", "val", "synth-stb", "synth-rhd", *diagnostics} and record["clip"] is None
     assert record["config"] == cfg.to_dict() and record["trainer_version"] >= 3
     changed = {**record, "data": {**record["data"], "val": {**record["data"]["val"], "digest": "0" * 64}}}
     assert identity_hash(changed) != identity_hash(record)

@@ -128,6 +128,16 @@ def test_report_cells_are_the_mlflow_runs(table4a, tmp_path, capsys, monkeypatch
     assert "synthetic hand world" in md and "- **Preset**: tiny" in md and len(digests) == 1 and digests.pop() in md
     assert all(c in md for c in commits) and str(mlruns) not in md and "synthclip with checkpoint synthclip-random.pt" in md
     assert {r.data.tags["mlflow.parentRunId"] for r in study_runs} == {re.search(r"MLflow run (\w+)\)", md).group(1)}
+    # The diagnostic targets beside the paper's columns, and the mean-training-pose floor, from the runs' metrics.
+    diag_md = md.split("## Diagnostic targets", 1)[1]
+    header = _md_rows("| Method |" + diag_md.split("| Method |", 1)[1], "Method")
+    lines = [line for line in diag_md.splitlines() if line.startswith("| Method |")]
+    assert lines[0] == "| Method | STB | RHD | STB style only | STB view only | RHD style only | RHD view only |"
+    by_row = {r[0]: r[1:] for r in header}
+    assert list(by_row) == [r.name for r in plan.spec.rows if r.reproduced] + ["Mean training pose"]
+    baseline = client.get_run(_md_rows(md, "Row")[0][5])
+    assert by_row["Baseline"][2] == f"{baseline.data.metrics['synth-stb-style/epe_mm']:.2f} (n=1)"
+    assert by_row["Mean training pose"][5] == f"{baseline.data.metrics['synth-rhd-view/epe_mean_pose_mm']:.2f}"
     # Every decision of the registry, with the value these runs used (read from their configs).
     decisions = {r[0]: r[1] for r in _md_rows(md, "Decision")}
     assert list(decisions) == [d.name for d in DECISIONS]

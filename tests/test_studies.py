@@ -64,9 +64,9 @@ def test_train_experiment_name_matches_the_trainer():
 
 def test_specs_give_21_cell_configs_and_14_distinct(store):
     base = preset_config("tiny")
-    assert spec_names() == ["table3", "table4a", "table4b", "table5", "table6"]
+    assert spec_names() == ["styles", "table3", "table4a", "table4b", "table5", "table6"]
     per_table, distinct = 0, set()
-    for name in spec_names():
+    for name in spec_names()[1:]:  # the paper's tables
         plan = TablePlan(load_table(name), base)
         for cell in plan.cells():
             hashes = {cfg.hash for cfg in plan.configs(plan.spec.row(cell.attrs["row"]), cell.attrs["seed"]).values()}
@@ -165,7 +165,7 @@ def test_repro_table4a_tiny_end_to_end(store, tmp_path, capsys, request):
     assert f"results/{plan.study_name}.csv" in artifacts
 
 
-def test_dedupe_across_tables_and_repro_all_trains_14(store):
+def test_dedupe_across_tables_and_repro_all_trains_16(store):
     trainer = CountingTrainer()
     base = preset_config("tiny")
     [(plan_a, session_a)] = run_tables(["table4a"], base, trainer=trainer)
@@ -181,7 +181,8 @@ def test_dedupe_across_tables_and_repro_all_trains_14(store):
     assert run.data.tags[f"reused_by/{plan_b.study_name}/{baseline.number}"] == "Baseline | seed 0"  # ... and records the reuse
 
     results = run_tables(spec_names(), base, trainer=trainer)  # `repro all`
-    assert len(trainer.trained) == 14 and set(trainer.trained.values()) == {1}  # 14 distinct configs, each trained once
+    # 14 distinct configs of Tables 3-6 and the styles study's two re-rendered rows, each trained once
+    assert len(trainer.trained) == 16 and set(trainer.trained.values()) == {1}
     for plan, session in results:
         assert (results_frame(plan, session.study).query("status != 'paper only'")["n"] == 1).all()
     frame = results_frame(*next((p, s.study) for p, s in results if p.spec.name == "table3"))

@@ -56,7 +56,7 @@ def test_finished_config_is_reused_not_retrained(store, monkeypatch):
     run = mlflow.tracking.MlflowClient().get_run(first.run_id)
     assert run.data.tags["config_hash"] == cfg.hash and run.data.tags["run_hash"] == first.run_hash and run.data.params["model.width"] == "0.0625"
     assert {"git_commit", "git_dirty", "preset", "data_digest/train", "data_digest/val", "data_digest/synth-stb"} <= set(run.data.tags)
-    assert len(run.inputs.dataset_inputs) == 4  # source train, val, and two targets
+    assert len(run.inputs.dataset_inputs) == 8  # source train, val, two targets and their four diagnostic targets
     monkeypatch.setattr(run_module, "train_epoch", loop.train_epoch)
     other = train_run(_baseline(epochs=1, seed=1))  # the seed is part of the hash
     assert other.run_id != first.run_id

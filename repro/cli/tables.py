@@ -20,15 +20,15 @@ def targets_from_args(args) -> list[str] | None:
 
 
 def register(sub) -> None:
-    from repro.studies.spec import spec_names
+    from repro.studies.spec import load_table, spec_names
 
     names = spec_names()
     for name in names:
-        table = sub.add_parser(name, help=f"reproduce the paper's {name} as a study (studies/{name}.toml)")
+        table = sub.add_parser(name, help=f"{load_table(name).title}, as a study (studies/{name}.toml)")
         _study_args(table)
         table.add_argument("--seeds", type=int, help="seeds per cell (default: the spec's)")
         table.set_defaults(func=_tables, tables=[name])
-    every = sub.add_parser("all", help=f"every table in order ({', '.join(names)}); each distinct config trains once per seed")
+    every = sub.add_parser("all", help=f"every study in order ({', '.join(names)}); each distinct config trains once per seed")
     _study_args(every)
     every.add_argument("--seeds", type=int, help="seeds per cell (default: each spec's)")
     every.set_defaults(func=_tables, tables=names)

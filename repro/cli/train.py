@@ -31,7 +31,7 @@ def config_from_args(args):
 
 
 def register(sub) -> None:
-    train = sub.add_parser("train", help="train one configuration (reuses a finished run with the same config hash)")
+    train = sub.add_parser("train", help="train one configuration (reuses a finished run of the same identity: config, data and CLIP weights)")
     config_args(train)
     train.set_defaults(func=_train)
 

@@ -11,18 +11,53 @@ from repro.data import domains
 from repro.data.domains import DOMAINS, DomainSpec, split_seed
 from repro.data.registry import DEFAULT_SIZE, register_dataset
 from repro.data.sample import HandSample
-from repro.data.world.scene import draw_scene, render_scenes
+from repro.data.world.scene import draw_scene, render_scenes, restyle_scene
 
 STYLE_KEYS = ("hand_colour", "backdrop", "lighting", "scene")
+_POSE, _BACKGROUND = 1, 2  # tags that keep a pose's generator apart from its versions' background generators
+
+
+def _rng(entropy: list[int]) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([domains.GENERATOR_VERSION, *entropy]))
 
 
 def sample_rng(domain: DomainSpec, split: str, index: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([domains.GENERATOR_VERSION, split_seed(domain, split), index]))
+    """The generator of sample `index` of a domain without versions (and of a twin's restyling)."""
+    return _rng([split_seed(domain, split), index])
+
+
+def draw_sample(domain: DomainSpec, split: str, index: int) -> dict:
+    """The drawn scene of sample `index`: a pure function of (domain, split, index, GENERATOR_VERSION).
+
+    A domain with versions shows pose index // versions in version index % versions: the pose, hand,
+    camera, crop, hand colour and light come from the pose's generator, the background from the
+    (pose, version)'s. A twin (spec.restyles) is its source's sample in another style (restyled_sample)."""
+    if domain.restyles is not None:
+        return restyled_sample(domain, split, index)
+    if domain.versions == 1:
+        return draw_scene(domain, sample_rng(domain, split, index))
+    pose, version = divmod(index, domain.versions)
+    seed = split_seed(domain, split)
+    return draw_scene(domain, _rng([seed, pose, _POSE]), version=version, background_rng=_rng([seed, pose, _BACKGROUND, version + 1]))
+
+
+def restyled_sample(twin: DomainSpec, split: str, index: int) -> dict:
+    """Sample `index` of twin.restyles (same hand, pose, camera, crop: the same joints, uv, K and
+    visibility) re-rendered in a style drawn uniformly from the twin's pools (hand colour x backdrop x
+    lighting x scene) less the original's own style, from the twin's own seed block."""
+    original = draw_sample(twin.restyles, split, index)
+    own = tuple(original[k] for k in STYLE_KEYS)
+    pools = (twin.hand_colours, twin.backdrops, twin.lighting, twin.scenes)  # in STYLE_KEYS order
+    rng = sample_rng(twin, split, index)
+    while True:  # rejection: uniform over every other style, one draw but rarely two
+        style = tuple(pool[int(rng.integers(len(pool)))] for pool in pools)
+        if style != own:
+            return restyle_scene(original, dict(zip(STYLE_KEYS, style)), rng)
 
 
 def render_range(domain: DomainSpec, split: str, start: int, stop: int, size: int) -> dict:
     """Render samples start..stop-1: tensors stacked on the first axis, plus captions and styles."""
-    scenes = [draw_scene(domain, sample_rng(domain, split, i)) for i in range(start, stop)]
+    scenes = [draw_sample(domain, split, i) for i in range(start, stop)]
     out = render_scenes(scenes, size)
     out.pop("depth")
     out["caption"] = [s["caption"] for s in scenes]
@@ -72,8 +107,10 @@ class SyntheticDataset:
 
     def pose_groups(self) -> torch.Tensor:
         """(N,) int64: the pose each sample shows, so that cross-validation keeps a pose's renders in one
-        fold. Today every sample draws its own pose, so its group is its index."""
-        return torch.arange(len(self))
+        fold: index // versions (the domain's spec), so a pose's versions (backgrounds) share a group;
+        a domain without versions draws a pose per sample, its group is its index. n keeps the first
+        n samples, whose position is their index."""
+        return torch.arange(len(self)) // self.domain.versions
 
 
 def _factory(domain_name: str):

@@ -14,11 +14,13 @@ paths, fixed number formats and sorted lists, so the same runs give the same byt
 import html
 import math
 import re
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from repro.data.domains import DOMAINS, diagnostics_of
 from repro.decisions import rows as decision_rows
 from repro.presets import paper_departures
 from repro.studies.results import results_frame, world_note
@@ -33,6 +35,9 @@ NOT_REPRODUCED = "not reproduced"
 DASH = "–"
 PARTS = ("ours", "paper", "diff")
 RUN_HEADER = ("Row", "Column", "Target", "Status", "Config hashes", "MLflow run ids")
+MEAN_POSE = "Mean training pose"  # the constant floor: always predicting the training split's mean pose
+DIAGNOSTICS_INTRO = ("EPE mm of the same runs on the targets and their diagnostic targets: 'style only' shows the target's styles "
+                     "with the source's viewpoints and camera, 'view only' the reverse; the last row always predicts the mean training pose.")
 DECISION_HEADER = ("Decision", "Value in these runs", "Held by", "Used in", "Why")
 DECISIONS_INTRO = "Where the paper is silent, these runs used the following (generated from repro.decisions)."
 
@@ -54,6 +59,7 @@ class TableReport:
     notes: tuple[tuple[str, str], ...]
     runs: tuple[tuple[str, ...], ...]  # RUN_HEADER per reproduced cell
     decisions: tuple[tuple[str, ...], ...]  # DECISION_HEADER per entry of repro.decisions
+    diagnostics: tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]  # (header, rows) of _diagnostics
 
 
 def study_plan(name: str, base, targets: list[str] | None = None, storage: str | None = None) -> tuple[TablePlan, object | None]:
@@ -72,10 +78,42 @@ def _ids(joined: str) -> list[str]:
     return [x for x in joined.split(",") if x]
 
 
-def _run_tags(frame) -> dict[str, dict[str, str]]:
+def _run_data(frame) -> dict[str, object]:
+    """The MLflow data (tags, metrics) of every run the frame names, by run id."""
     client = MlflowClient(tracking_uri())
     ids = sorted({i for joined in frame["run_ids"] for i in _ids(joined)})
-    return {i: client.get_run(i).data.tags for i in ids}
+    return {i: client.get_run(i).data for i in ids}
+
+
+def _mean_of(values: list[float]) -> str:
+    if not values:
+        return MISSING
+    spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{statistics.fmean(values):.2f}{spread} (n={len(values)})"
+
+
+def _diagnostics(plan: TablePlan, frame, runs: dict[str, object]) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """(header, rows): per table row, each column's diagnostic targets (the target's style with the
+    source's views, and the reverse) read from the cell's runs, then the mean-training-pose floor of
+    every column and diagnostic; EPE mm, mean ± std (n) over the seeds."""
+    columns = [(col, target) for col, target in plan.targets.items()]
+    shown = [(f"{col}", target) for col, target in columns]
+    shown += [(f"{col} {DOMAINS[d].keeps} only", d) for col, target in columns for d in diagnostics_of(target)]
+    reproduced = [r.name for r in plan.spec.rows if r.reproduced]
+    rows = []
+    for row in reproduced:
+        cells = []
+        for label, dataset in shown:
+            col = label.split(" ")[0]
+            ids = _ids(frame.loc[(row, col), "run_ids"])
+            cells.append(_mean_of([runs[i].metrics[f"{dataset}/epe_mm"] for i in ids if f"{dataset}/epe_mm" in runs[i].metrics]))
+        rows.append((row, *cells))
+    floor = []
+    for label, dataset in shown:
+        values = {runs[i].metrics[f"{dataset}/epe_mean_pose_mm"] for i in runs if f"{dataset}/epe_mean_pose_mm" in runs[i].metrics}
+        floor.append(f"{statistics.fmean(values):.2f}" if values else MISSING)
+    rows.append((MEAN_POSE, *floor))
+    return ("Method", *(label for label, _ in shown)), tuple(rows)
 
 
 def _clip_fact(plan: TablePlan, tags: dict[str, dict[str, str]]) -> str:
@@ -105,8 +143,9 @@ def _number(value: float, fmt: str) -> str:
     return format(value, fmt) if math.isfinite(value) else DASH
 
 
-def build_report(plan: TablePlan, frame, tags: dict[str, dict[str, str]], parent_run_id: str) -> TableReport:
-    """`frame` is results_frame's, `tags` the MLflow tags of its runs by run id, `parent_run_id` the study's MLflow run."""
+def build_report(plan: TablePlan, frame, runs: dict[str, object], parent_run_id: str) -> TableReport:
+    """`frame` is results_frame's, `runs` the MLflow data of its runs by run id, `parent_run_id` the study's MLflow run."""
+    tags = {i: data.tags for i, data in runs.items()}
     higher = plan.spec.metric.startswith("auc")
     pick = max if higher else min  # over the rounded means, so that equal printed values are all bold
     best = {col: pick(round(v, 2) for v in means) for col, means in frame.loc[frame["n"] > 0, "mean"].groupby(level="column")}
@@ -117,8 +156,8 @@ def build_report(plan: TablePlan, frame, tags: dict[str, dict[str, str]], parent
             r = frame.loc[(row, col)]
             cells += [_ours(r, plan.seeds, best.get(col, math.nan)), Cell(_number(r["paper"], ".2f")), Cell(_number(r["diff"], "+.2f"))]
         rows.append((row, tuple(cells)))
-    runs = tuple((row, col, r["target"], r["status"], ", ".join(_ids(r["config_hashes"])) or DASH, ", ".join(_ids(r["run_ids"])) or DASH)
-                 for (row, col), r in frame.iterrows() if r["status"] != "paper only")  # fmt: skip
+    run_rows = tuple((row, col, r["target"], r["status"], ", ".join(_ids(r["config_hashes"])) or DASH, ", ".join(_ids(r["run_ids"])) or DASH)
+                     for (row, col), r in frame.iterrows() if r["status"] != "paper only")  # fmt: skip
     departures = paper_departures(plan.base)
     facts = (
         ("Data", world_note(plan)),
@@ -135,7 +174,8 @@ def build_report(plan: TablePlan, frame, tags: dict[str, dict[str, str]], parent
     stem = f"{plan.spec.name}.{plan.base.preset}"
     configs = [cfg for row in plan.spec.rows if row.reproduced for seed in plan.seed_values() for cfg in plan.configs(row, seed).values()]
     decisions = tuple(tuple(d[k] for k in ("decision", "value", "holder", "where", "why")) for d in decision_rows(configs))
-    return TableReport(stem, plan.spec.title, facts, tuple(plan.targets), tuple(rows), legend, notes, runs, decisions)
+    return TableReport(stem, plan.spec.title, facts, tuple(plan.targets), tuple(rows), legend, notes, run_rows, decisions,
+                       _diagnostics(plan, frame, runs))  # fmt: skip
 
 
 # --- Markdown ---------------------------------------------------------------------------------
@@ -156,6 +196,9 @@ def to_markdown(rep: TableReport) -> str:
              _md_row(header), _md_row(["---", *["---:"] * (len(header) - 1)]), *body, "", rep.legend, ""]  # fmt: skip
     if rep.notes:
         lines += ["## Notes", "", *(f"- {_md(row)}: {_md(note)}" for row, note in rep.notes), ""]
+    header, diag = rep.diagnostics
+    lines += ["## Diagnostic targets", "", DIAGNOSTICS_INTRO, "", _md_row(map(_md, header)), _md_row(["---", *["---:"] * (len(header) - 1)]),
+              *(_md_row(map(_md, r)) for r in diag), ""]  # fmt: skip
     lines += ["## Decisions", "", DECISIONS_INTRO, "", _md_row(DECISION_HEADER), _md_row(["---"] * len(DECISION_HEADER)),
               *(_md_row(map(_md, d)) for d in rep.decisions), ""]  # fmt: skip
     lines += ["## MLflow runs", "", _md_row(RUN_HEADER), _md_row(["---"] * len(RUN_HEADER)), *(_md_row(map(_md, r)) for r in rep.runs)]
@@ -186,11 +229,15 @@ def to_html(rep: TableReport) -> str:
     body = [f"<tr><th>{esc(name)}</th>{''.join(_td(c) for c in cells)}</tr>" for name, cells in rep.rows]
     runs = [f"<tr>{''.join(f'<td>{esc(x)}</td>' for x in r)}</tr>" for r in rep.runs]
     decisions = [f"<tr>{''.join(f'<td>{esc(x)}</td>' for x in d)}</tr>" for d in rep.decisions]
+    header, diag = rep.diagnostics
+    diagnostics = [f"<tr><th>{esc(r[0])}</th>{''.join(_td(Cell(x)) for x in r[1:])}</tr>" for r in diag]
     notes = ["<h2>Notes</h2>", "<ul>", *(f"<li>{esc(row)}: {esc(note)}</li>" for row, note in rep.notes), "</ul>"] if rep.notes else []
     return _page(rep.title, [
         f"<h1>{esc(rep.title)}</h1>", "<ul>", *(f"<li><b>{esc(label)}</b>: {esc(text)}</li>" for label, text in rep.facts), "</ul>",
         "<table>", f'<tr><th rowspan="2">Method</th>{groups}</tr>', f"<tr>{parts}</tr>", *body, "</table>",
         f"<p>{esc(rep.legend)}</p>", *notes,
+        "<h2>Diagnostic targets</h2>", f"<p>{esc(DIAGNOSTICS_INTRO)}</p>", "<table>",
+        f"<tr>{''.join(f'<th>{esc(h)}</th>' for h in header)}</tr>", *diagnostics, "</table>",
         "<h2>Decisions</h2>", f"<p>{esc(DECISIONS_INTRO)}</p>", "<table>",
         f"<tr>{''.join(f'<th>{esc(h)}</th>' for h in DECISION_HEADER)}</tr>", *decisions, "</table>",
         "<h2>MLflow runs</h2>", "<table>", f"<tr>{''.join(f'<th>{esc(h)}</th>' for h in RUN_HEADER)}</tr>", *runs, "</table>",
@@ -223,6 +270,8 @@ def to_latex(rep: TableReport) -> str:
     rules = "".join(rf"\cmidrule(lr){{{2 + i * k}-{1 + (i + 1) * k}}}" for i in range(n))
     body = [_tex_row([tex_escape(name), *map(_tex_cell, cells)]) for name, cells in rep.rows]
     runs = [_tex_row([*map(tex_escape, r[:4]), *(rf"\texttt{{{tex_escape(x)}}}" for x in r[4:])]) for r in rep.runs]
+    header, diag = rep.diagnostics
+    diagnostics = [_tex_row(map(tex_escape, r)) for r in diag]
     decisions = [rf"\item[{tex_escape(name)}] {tex_escape(value)} ({tex_escape(holder)}; used in {tex_escape(where)}): {tex_escape(why)}"
                  for name, value, holder, where, why in rep.decisions]  # fmt: skip
     notes = [r"\subsection*{Notes}", r"\begin{itemize}", *(rf"\item {tex_escape(row)}: {tex_escape(note)}" for row, note in rep.notes),
@@ -234,6 +283,8 @@ def to_latex(rep: TableReport) -> str:
         r"\begin{table}[ht]", r"\centering", rf"\begin{{tabular}}{{l{'r' * k * n}}}", r"\toprule", groups, rules,
         _tex_row(["Method", *(p for _ in rep.columns for p in PARTS)]), r"\midrule", *body, r"\bottomrule", r"\end{tabular}",
         rf"\caption{{{tex_escape(rep.legend)}}}", r"\end{table}", *notes,
+        r"\subsection*{Diagnostic targets}", tex_escape(DIAGNOSTICS_INTRO), r"\par{\small", rf"\begin{{tabular}}{{l{'r' * (len(header) - 1)}}}",
+        r"\toprule", _tex_row(map(tex_escape, header)), r"\midrule", *diagnostics, r"\bottomrule", r"\end{tabular}}",
         r"\subsection*{Decisions}", tex_escape(DECISIONS_INTRO), r"\begin{description}", *decisions, r"\end{description}",
         r"\subsection*{MLflow runs}", r"{\scriptsize", rf"\begin{{tabular}}{{{'l' * len(RUN_HEADER)}}}", r"\toprule",
         _tex_row(map(tex_escape, RUN_HEADER)), r"\midrule", *runs, r"\bottomrule", r"\end{tabular}}", r"\end{document}",
@@ -300,5 +351,5 @@ def run_report(base, out: Path, targets: list[str] | None = None, storage: str |
     files = []
     for plan, study in found:
         frame = results_frame(plan, study)
-        files += write_report(build_report(plan, frame, _run_tags(frame), study.user_attrs["mlflow_parent_run_id"]), out)
+        files += write_report(build_report(plan, frame, _run_data(frame), study.user_attrs["mlflow_parent_run_id"]), out)
     return files + write_index(out), [plan.study_name for plan, _ in absent]

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from repro.data.domains import DOMAINS, diagnostics_of
 from repro.data.errors import DataError
 from repro.data.registry import dataset_root, open_dataset
 
@@ -16,10 +17,26 @@ SPLIT_OF_ROLE = {
     "synth-frei": {"train": "train", "val": "val", "test": "test"},
     "synth-stb": {"test": "test"},
     "synth-rhd": {"test": "test"},
+    **{name: {"test": "test"} for name in ("synth-stb-style", "synth-stb-view", "synth-rhd-style", "synth-rhd-view")},
+    "synth-frei-restyle": {"train": "train"},
     "freihand": {"train": "training", "val": "evaluation"},
     "stb": {"train": "train", "test": "test"},
     "rhd": {"train": "training", "test": "evaluation"},
 }
+
+
+def restyled_twin(source: str) -> str:
+    """The dataset whose sample i is `source`'s training sample i re-rendered in another style."""
+    twins = [d.name for d in DOMAINS.values() if d.restyles is not None and d.restyles.name == source]
+    if not twins:
+        raise DataError(f"the restyle objectives need a source with a restyled twin (a synthetic domain re-rendered in other styles); {source!r} has none")
+    return twins[0]
+
+
+def evaluated_splits(targets: tuple[str, ...]) -> list[str]:
+    """The test datasets a run evaluates: its targets, each followed by its diagnostic targets (the
+    target's styles with the source's views, and the reverse; repro.data.domains.diagnostics_of)."""
+    return [name for t in targets for name in (t, *diagnostics_of(t))]
 
 
 @dataclass

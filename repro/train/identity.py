@@ -20,12 +20,14 @@ from functools import lru_cache
 from repro.config import TRAINER_VERSION, RunConfig
 from repro.data import domains
 from repro.paths import cache_dir
-from repro.train.data import CV_DEALING, OpenSplit, open_split
+from repro.train.data import CV_DEALING, OpenSplit, evaluated_splits, open_split, restyled_twin
 
 
 @dataclass(frozen=True)
 class RunInputs:
-    splits: dict[str, OpenSplit]  # "train", "val" (not under cross-validation), and each target by its name
+    # "train", "restyled" (its twin, for the restyle objectives), "val" (not under cross-validation),
+    # and each evaluated dataset by its name
+    splits: dict[str, OpenSplit]
     encoder: object | None  # the frozen CLIP encoder (None when the run uses no CLIP)
 
     def record(self) -> dict:
@@ -39,16 +41,19 @@ def _inputs_key(cfg: RunConfig) -> tuple:
     and the world's version are read now, so a process that changes either opens its inputs anew."""
     clip = (cfg.clip, cfg.clip_checkpoint) if cfg.uses_clip else None
     world = (str(cache_dir()), domains.GENERATOR_VERSION)
-    return (cfg.source, cfg.targets, cfg.data_root, cfg.image_size, cfg.n_train, cfg.n_val, cfg.n_test, bool(cfg.cv_folds), clip, world)
+    return (cfg.source, cfg.targets, cfg.data_root, cfg.image_size, cfg.n_train, cfg.n_val, cfg.n_test, bool(cfg.cv_folds), clip,
+            cfg.restyled, world)  # fmt: skip
 
 
 @lru_cache(maxsize=16)
 def _open(key: tuple) -> RunInputs:
-    source, targets, data_root, size, n_train, n_val, n_test, cv, clip, _ = key
+    source, targets, data_root, size, n_train, n_val, n_test, cv, clip, restyled, _ = key
     splits = {"train": open_split(source, "train", n_train, size, data_root)}
+    if restyled:  # the same poses in other styles, sample for sample
+        splits["restyled"] = open_split(restyled_twin(source), "train", n_train, size, data_root)
     if not cv:  # cross-validation validates on a fold of the training split and reads no target
         splits["val"] = open_split(source, "val", n_val, size, data_root)
-        splits.update({t: open_split(t, "test", n_test, size, data_root) for t in targets})
+        splits.update({t: open_split(t, "test", n_test, size, data_root) for t in evaluated_splits(targets)})
     encoder = None
     if clip is not None:
         from repro.clip.encoders import build_encoder

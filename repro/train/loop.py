@@ -1,9 +1,7 @@
-"""The training loop of one configuration: the paper's losses, seeded, resumable, guarded.
-
-L = l1 L_Heat + l2 L_Pose + l3 L_Con. For the CLIP modes, f_CLIP(x, t) = r f_CI(x) + (1 - r) f_CT(t)
-with both features L2-normalised before mixing (CLIP practice; SPEC section 2), f_CI read from the
-frozen-feature cache and t drawn per sample per step from the 3,920 prompts. For Table 6's
-"normal-contrastive" reading, the positive is Branch2's embedding of a normally augmented view.
+"""The training loop of one configuration: batches, the optimiser and its lr schedule, the divergence
+guard and the progress bar; seeded and resumable. What a method computes on a batch is its
+objective (repro.train.objectives): L = l1 L_Heat + l2 L_Pose + l3 L_Con from the losses it returns.
+f_CI comes from the frozen-feature cache, f_CT for every prompt likewise.
 """
 
 import dataclasses
@@ -16,14 +14,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from repro.clip.features import mix_features
 from repro.config import RunConfig
 from repro.files import save_tensor
-from repro.geometry3d import normalize_pose
-from repro.losses import contrastive_loss, gaussian_heatmaps, hardest_negative, heatmap_loss, pose_loss
 from repro.model.hand_pose import HandPoseModel
-from repro.train.augment import normal_augment
 from repro.train.evaluate import model_inputs
+from repro.train.objectives import OBJECTIVES, Batch
 
 
 class TrainingDiverged(RuntimeError):
@@ -96,51 +91,25 @@ def load_checkpoint(path: Path, state: TrainState) -> None:
     set_rng_state(ckpt["rng"])
 
 
-def _augmented(x: torch.Tensor) -> torch.Tensor:
-    """Normal augmentation of a model-input batch: the transforms expect [0, 1], the model [-1, 1]."""
-    return normal_augment(x.mul(0.5).add(0.5)).sub(0.5).div(0.5)
-
-
-def _targets(cfg: RunConfig, uv, visible, xyz, heatmap_size: int):
-    scale = cfg.model.input_size / cfg.image_size
-    uv_in = (uv + 0.5) * scale - 0.5
-    heat = gaussian_heatmaps(uv_in, visible, cfg.model.input_size, heatmap_size, cfg.heatmap_sigma)
-    return heat, normalize_pose(xyz)[0]
-
-
-def train_epoch(cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | None, device, on_step=None) -> dict:
-    """One pass over the training split; returns the epoch's mean losses."""
+def train_epoch(cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | None, device, on_step=None, restyled=None) -> dict:
+    """One pass over the training split with the run's objective; returns the epoch's mean losses.
+    `restyled`: the split's restyled twin (same order), for the restyle objectives."""
     model, optimizer = state.model, state.optimizer
     model.train()
+    objective = OBJECTIVES[cfg.objective](cfg)
     order = torch.randperm(len(train))
     n_batches = len(train) // cfg.batch_size  # drop the last partial batch: L_Con needs a negative
     sums = {"loss": 0.0, "heat": 0.0, "pose": 0.0, "con": 0.0}
-    r = cfg.effective_ratio
     bar = tqdm(range(n_batches), desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
     for b in bar:
         idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-        x = model_inputs(train.images[idx], cfg.model.input_size, device)
-        if cfg.augment == "normal-supervised":
-            x = _augmented(x)
-        clip_feature = None
-        if clip is not None:
-            prompts = torch.randint(len(clip.text), (len(idx),))
-            clip_feature = mix_features(clip.image[idx], clip.text[prompts], r).to(device)
+        batch = Batch(model_inputs(train.images[idx], cfg.model.input_size, device), train.uv[idx], train.visible[idx], train.xyz[idx],
+                      clip_image=clip.image[idx] if clip is not None else None, clip_text=clip.text if clip is not None else None,
+                      restyled=model_inputs(restyled.images[idx], cfg.model.input_size, device) if restyled is not None else None)  # fmt: skip
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            contrast_views = cfg.augment == "normal-contrastive"
-            out = model(x, clip_feature, embed=contrast_views)
-            heat_t, pose_t = _targets(cfg, train.uv[idx], train.visible[idx], train.xyz[idx], out.heatmaps[-1].shape[-1])
-            heat_t, pose_t = heat_t.to(device), pose_t.to(device)
-            l_heat = heatmap_loss([h.float() for h in out.heatmaps], heat_t)
-            l_pose = pose_loss(out.coords.float(), pose_t)
-            l_con = torch.zeros((), device=device)
-            positive = out.e2p
-            if contrast_views:
-                positive = model(_augmented(x), embed=True).e1p
-            if positive is not None:
-                negatives = hardest_negative(out.heatmaps[-1].float(), heat_t)
-                l_con = contrastive_loss(out.e1p.float(), positive.float(), negatives, cfg.contrastive)
-            loss = cfg.lambda_heat * l_heat + cfg.lambda_pose * l_pose + cfg.lambda_con * l_con
+            losses = objective(model, batch)
+            loss = cfg.lambda_heat * losses["heat"] + cfg.lambda_pose * losses["pose"] + cfg.lambda_con * losses["con"]
+        l_heat, l_pose, l_con = losses["heat"], losses["pose"], losses["con"]
         if not torch.isfinite(loss) or loss.abs() > RUNAWAY_LOSS:
             raise TrainingDiverged(f"loss became {loss.item():.4g} (|loss| > {RUNAWAY_LOSS:g} or not finite) at epoch {state.epoch + 1}, batch {b + 1} "
                                    f"(heat {l_heat.item():.4g}, pose {l_pose.item():.4g}, con {l_con.item():.4g})")  # fmt: skip

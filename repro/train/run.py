@@ -23,7 +23,7 @@ from repro.geometry3d import normalize_pose
 from repro.data.registry import dataset_root
 from repro.paths import cache_dir
 from repro.tracking import SPLIT_METRICS, TRAIN_EXPERIMENT, experiment, git_state, mlruns_dir
-from repro.train.data import cv_split, split_tensors
+from repro.train.data import cv_split, evaluated_splits, split_tensors
 from repro.train.identity import identity, identity_hash, open_inputs
 from repro.train.evaluate import evaluate_split, pose_metrics
 from repro.train.loop import ClipFeatures, TrainingDiverged, load_checkpoint, new_state, save_checkpoint, train_epoch
@@ -81,11 +81,11 @@ def _evaluate(model, cfg, device, val, targets, mean_pose) -> tuple[dict, pd.Dat
             metrics[f"{key}/{name}"] = result[name]
         curves[key] = result["pck_curve"].numpy()
         thresholds = result["pck_thresholds_mm"].numpy()
-    # What predicting the mean training pose scores: the floor a trained model must beat, on the same
-    # protocol as val/epe_mm (visible joints), and over all joints beside val/epe_all_mm.
-    floor = pose_metrics(mean_pose.expand(len(val), -1, -1), val.xyz, val.visible)
-    metrics["val/epe_mean_pose_mm"] = floor["epe_mm"]
-    metrics["val/epe_mean_pose_all_mm"] = floor["epe_all_mm"]
+        # What predicting the mean training pose scores on this split: the floor a trained model must
+        # beat, on the same protocol as <split>/epe_mm (visible joints), and over all joints.
+        floor = pose_metrics(mean_pose.expand(len(split), -1, -1), split.xyz, split.visible)
+        metrics[f"{key}/epe_mean_pose_mm"] = floor["epe_mm"]
+        metrics[f"{key}/epe_mean_pose_all_mm"] = floor["epe_all_mm"]
     return metrics, pd.DataFrame({"threshold_mm": thresholds, **{f"pck/{k}": v for k, v in curves.items()}})
 
 
@@ -104,12 +104,14 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
     device = device_for_training()
     train = split_tensors(inputs.splits["train"])
     clip = _clip_features(inputs.encoder, train)
+    restyled = split_tensors(inputs.splits["restyled"]) if cfg.restyled else None
     if cfg.cv_folds:  # validate on a fold of the source training split; never look at a target
         train, val, held_out = cv_split(train, cfg.cv_folds, cfg.cv_fold)
         clip = ClipFeatures(clip.image[~held_out], clip.text) if clip is not None else None
+        restyled = restyled.subset(~held_out, f"cv{cfg.cv_fold}of{cfg.cv_folds}-train") if restyled is not None else None
     else:
         val = split_tensors(inputs.splits["val"])
-    targets = [split_tensors(inputs.splits[t]) for t in cfg.targets]
+    targets = [split_tensors(inputs.splits[t]) for t in evaluated_splits(cfg.targets)]
 
     clip_dim = clip.image.shape[1] if clip is not None else cfg.model.clip_dim  # the encoder decides
     state = new_state(cfg, clip_dim, device)
@@ -120,7 +122,7 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     exp = experiment(EXPERIMENT)
-    run_name = f"{cfg.preset}-{cfg.mode}-{cfg.hash[:8]}"
+    run_name = f"{cfg.preset}-{cfg.mode if cfg.uses_clip else cfg.objective}-{key[:8]}"
     with mlflow.start_run(run_id=resume_id, experiment_id=exp, run_name=None if resume_id else run_name) as run:
         mlflow.set_tags(tags)
         if resume_id is None:
@@ -133,7 +135,7 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
             print(f"resuming run {run.info.run_id} after epoch {state.epoch}", file=sys.stderr)
         try:
             for _ in range(state.epoch, cfg.epochs):
-                losses = train_epoch(cfg, state, train, clip, device)
+                losses = train_epoch(cfg, state, train, clip, device, restyled=restyled)
                 state.epoch += 1
                 state.history.append(losses)
                 mlflow.log_metrics({f"train/{k}": v for k, v in losses.items()}, step=state.epoch)

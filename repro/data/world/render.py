@@ -1,4 +1,4 @@
-"""Z-buffered ray casting of a hand made of capsules and one ellipsoid (the palm), batched in torch.
+"""Z-buffered ray casting of a hand made of tapered capsules and a few ellipsoids (palm, thenar), batched in torch.
 
 Work is restricted to screen tiles that a primitive's projected bounding box touches, so the cost
 follows the hand's screen area rather than (pixels x primitives); everything per tile is elementwise,
@@ -9,30 +9,71 @@ from dataclasses import dataclass
 
 import torch
 
-from repro.data.world.raycast import INF, capsule_normal, ellipsoid_normal, ray_capsule, ray_ellipsoid
+from repro.data.world.raycast import INF, _normalize, _sphere, dot, ellipsoid_normal, ray_ellipsoid
 
 TILE = 4
 
 
 @dataclass
 class HandGeometry:
-    """Primitives in the camera frame (mm). Capsule i spans a[:, i] to b[:, i] with radius r[:, i]."""
+    """Primitives in the camera frame (mm). Capsule i spans a[:, i] (radius r[:, i]) to b[:, i] (radius
+    r_end[:, i]): a tapered capsule (a "round cone", the convex hull of its two end spheres). Ellipsoid
+    e is {p : |ellipsoid_to_unit[:, e] (p - ellipsoid_centre[:, e])| = 1}."""
 
     a: torch.Tensor  # (B, P, 3)
     b: torch.Tensor  # (B, P, 3)
-    r: torch.Tensor  # (B, P)
-    palm_centre: torch.Tensor  # (B, 3)
-    palm_to_unit: torch.Tensor  # (B, 3, 3)
-    palm_radius: torch.Tensor  # (B,) bounding-sphere radius of the palm ellipsoid
+    r: torch.Tensor  # (B, P) radius at a
+    r_end: torch.Tensor  # (B, P) radius at b
+    ellipsoid_centre: torch.Tensor  # (B, E, 3)
+    ellipsoid_to_unit: torch.Tensor  # (B, E, 3, 3)
 
 
 @dataclass
 class Raster:
     depth: torch.Tensor  # (B, S, S) distance along the pixel ray, +inf on background
-    prim: torch.Tensor  # (B, S, S) long: capsule index, P for the palm, -1 for background
+    prim: torch.Tensor  # (B, S, S) long: capsule index, P + e for ellipsoid e, -1 for background
     hit_image: torch.Tensor  # (N,) image of every hand pixel
     hit_pixel: torch.Tensor  # (N,) its flat index into the image's S*S pixels
     normal: torch.Tensor  # (N, 3) unit surface normal at those pixels (only there: shading needs no more)
+
+
+def ray_round_cone(rd, a, b, ra: torch.Tensor, rb: torch.Tensor) -> torch.Tensor:
+    """Distance along unit rays rd (from the origin) to a tapered capsule: the convex hull of the spheres
+    (a, ra) and (b, rb), i.e. a cone frustum tangent to both, capped by them; +inf where it misses.
+    The cone body after Inigo Quilez's round-cone intersector (iquilezles.org/articles/intersectors),
+    the caps as spheres; with ra == rb it is ray_capsule's capsule. Terms that depend on the primitive
+    only are formed before the per-pixel ones."""
+    ba = (b[0] - a[0], b[1] - a[1], b[2] - a[2])
+    rr = ra - rb
+    m0, m1, aa = dot(ba, ba), -dot(ba, a), dot(a, a)  # m1 = ba . (origin - a)
+    d2 = m0 - rr * rr
+    k0 = d2 * aa - m1 * m1 + 2 * m1 * rr * ra - m0 * ra * ra
+    c1 = rr * ra - m1
+    m2, rd_a = dot(ba, rd), dot(rd, a)  # per pixel from here on
+    k2 = d2 - m2 * m2
+    k1 = m2 * c1 - d2 * rd_a
+    # Where h < 0 or k2 == 0 the root is nan or inf and fails every comparison below: a miss.
+    t_body = (-torch.sqrt(k1 * k1 - k0 * k2) - k1) / k2
+    y = t_body * m2 - c1  # (hit - a) . ba, shifted: within (0, d2) on the frustum between the tangent circles
+    t = torch.where((y > 0) & (y < d2) & (t_body > 0), t_body, INF)
+    t = torch.minimum(t, _sphere(rd_a, aa, ra))
+    return torch.minimum(t, _sphere(rd_a + m2, dot(b, b), rb))  # rd.b = rd.a + rd.(b - a)
+
+
+def round_cone_normal(p, a, b, ra: torch.Tensor, rb: torch.Tensor):
+    """Outward unit normal at surface point p of the tapered capsule: away from the centre of the
+    inscribed sphere touching it there. On the frustum that centre lies (distance from the axis) *
+    tan(phi) before p's foot on the axis, sin(phi) = (ra - rb) / |b - a|; clamped to the segment it
+    gives the caps' normals, as capsule_normal does."""
+    ba = (b[0] - a[0], b[1] - a[1], b[2] - a[2])
+    pa = (p[0] - a[0], p[1] - a[1], p[2] - a[2])
+    m0 = dot(ba, ba).clamp_min(1e-9)
+    rr = ra - rb
+    tan = rr / torch.sqrt((m0 - rr * rr).clamp_min(1e-9))
+    along = dot(pa, ba) / m0  # the foot's parameter on the segment
+    radial = torch.sqrt((dot(pa, pa) - along * along * m0).clamp_min(0))
+    s = (along - radial * tan / torch.sqrt(m0)).clamp(0, 1)
+    return _normalize(tuple(pa[i] - s * ba[i] for i in range(3)))
 
 
 def take(x: torch.Tensor, *index: torch.Tensor) -> torch.Tensor:
@@ -58,11 +99,12 @@ def pixel_rays(K: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _screen_discs(geom: HandGeometry, K: torch.Tensor, margin: float = 1.15):
-    """Projected centres (B, 2P+1, 2) and conservative pixel radii (B, 2P+1) of the capsules' end
-    spheres (a then b) and of the palm's bounding sphere. A capsule's silhouette lies inside the 2D
-    capsule around its projected segment with the larger end radius."""
-    centres = torch.cat([geom.a, geom.b, geom.palm_centre[:, None]], 1)
-    radii = torch.cat([geom.r, geom.r, geom.palm_radius[:, None]], 1)
+    """Projected centres (B, 2P, 2) and conservative pixel radii (B, 2P) of the capsules' end spheres
+    (a then b), both with the larger end radius. A capsule's silhouette lies inside the 2D capsule
+    around its projected segment with that radius."""
+    r = torch.maximum(geom.r, geom.r_end)
+    centres = torch.cat([geom.a, geom.b], 1)
+    radii = torch.cat([r, r], 1)
     z = centres[..., 2]
     uv = (centres @ K.transpose(-1, -2))[..., :2] / z[..., None]
     f = K[:, None, 0, 0]
@@ -72,14 +114,30 @@ def _screen_discs(geom: HandGeometry, K: torch.Tensor, margin: float = 1.15):
     return uv, reach
 
 
+_CORNERS = torch.tensor([[x, y, z] for x in (-1.0, 1.0) for y in (-1.0, 1.0) for z in (-1.0, 1.0)])
+
+
+def _ellipsoid_boxes(geom: HandGeometry, K: torch.Tensor):
+    """Screen bounding boxes (lo, hi), each (B, E, 2), of the ellipsoids: the projected corners of their
+    camera-frame bounding boxes (half-extent along axis i: the norm of row i of the unit-sphere-to-
+    ellipsoid map), a pixel wider; unbounded where a corner is not in front of the camera."""
+    half = torch.linalg.inv(geom.ellipsoid_to_unit).square().sum(-1).sqrt()  # (B, E, 3)
+    corners = geom.ellipsoid_centre[:, :, None] + _CORNERS * half[:, :, None]  # (B, E, 8, 3)
+    z = corners[..., 2]
+    uv = (corners @ K[:, None].transpose(-1, -2))[..., :2] / z[..., None].clamp_min(1.0)
+    ahead = (z > 1.0).all(-1, keepdim=True)
+    return torch.where(ahead, uv.amin(-2) - 1.0, -INF), torch.where(ahead, uv.amax(-2) + 1.0, INF)
+
+
 def _tile_pairs(geom: HandGeometry, K: torch.Tensor, size: int):
     """All (image, primitive, tile-row, tile-col) whose tile the primitive's silhouette may touch:
     first by bounding box, then, for capsules, by the tile centre's 2D distance to the segment."""
     B, P = geom.r.shape
     uv, reach = _screen_discs(geom, K)
     lo, hi = uv - reach[..., None], uv + reach[..., None]
-    lo = torch.cat([torch.minimum(lo[:, :P], lo[:, P : 2 * P]), lo[:, 2 * P :]], 1)
-    hi = torch.cat([torch.maximum(hi[:, :P], hi[:, P : 2 * P]), hi[:, 2 * P :]], 1)
+    e_lo, e_hi = _ellipsoid_boxes(geom, K)
+    lo = torch.cat([torch.minimum(lo[:, :P], lo[:, P:]), e_lo], 1)
+    hi = torch.cat([torch.maximum(hi[:, :P], hi[:, P:]), e_hi], 1)
     n_tiles = size // TILE
     t0 = torch.floor(lo.clamp(-1, size) / TILE).clamp(0, n_tiles - 1)
     t1 = torch.floor(hi.clamp(-1, size) / TILE).clamp(0, n_tiles - 1)
@@ -136,13 +194,15 @@ def rasterize(geom: HandGeometry, K: torch.Tensor, size: int) -> Raster:
     K_inv = torch.linalg.inv(K).contiguous()  # inv returns column-major matrices; gathers from those are slow
     bi, qi, ty, tx = _tile_pairs(geom, K, size)
     caps = (qi < P).nonzero(as_tuple=True)[0]
-    palm = (qi == P).nonzero(as_tuple=True)[0]
+    ells = (qi >= P).nonzero(as_tuple=True)[0]
     b_c, q_c, ty_c, tx_c = (x.index_select(0, caps) for x in (bi, qi, ty, tx))
-    b_p, q_p, ty_p, tx_p = (x.index_select(0, palm) for x in (bi, qi, ty, tx))
-    t_caps = ray_capsule(_pair_rays(K_inv, b_c, ty_c, tx_c), _columns(_take_parts(geom.a, b_c, q_c)),
-                         _columns(_take_parts(geom.b, b_c, q_c)), take(geom.r, b_c, q_c)[:, None])  # fmt: skip
-    t_palm = ray_ellipsoid(_pair_rays(K_inv, b_p, ty_p, tx_p), _columns(_take_parts(geom.palm_centre, b_p)),
-                           geom.palm_to_unit.index_select(0, b_p)[:, None])  # fmt: skip
+    b_p, q_p, ty_p, tx_p = (x.index_select(0, ells) for x in (bi, qi, ty, tx))
+    e_p = q_p - P
+    t_caps = ray_round_cone(_pair_rays(K_inv, b_c, ty_c, tx_c), _columns(_take_parts(geom.a, b_c, q_c)),
+                            _columns(_take_parts(geom.b, b_c, q_c)), take(geom.r, b_c, q_c)[:, None],
+                            take(geom.r_end, b_c, q_c)[:, None])  # fmt: skip
+    t_palm = ray_ellipsoid(_pair_rays(K_inv, b_p, ty_p, tx_p), _columns(_take_parts(geom.ellipsoid_centre, b_p, e_p)),
+                           take(geom.ellipsoid_to_unit, b_p, e_p)[:, None])  # fmt: skip
 
     flat = torch.cat([_pair_pixels(b_c, ty_c, tx_c, size), _pair_pixels(b_p, ty_p, tx_p, size)]).reshape(-1)
     t = torch.cat([t_caps, t_palm]).reshape(-1)
@@ -172,8 +232,9 @@ def _normals(geom: HandGeometry, rays_soa, depth, q, b_idx) -> torch.Tensor:
     c = on_caps.nonzero(as_tuple=True)[0]
     b_c, q_c = b_idx.index_select(0, c), q.index_select(0, c)
     p_c = tuple(x.index_select(0, c) for x in p)
-    n.index_copy_(1, c, torch.stack(capsule_normal(p_c, _take_parts(geom.a, b_c, q_c), _take_parts(geom.b, b_c, q_c))))
+    n.index_copy_(1, c, torch.stack(round_cone_normal(p_c, _take_parts(geom.a, b_c, q_c), _take_parts(geom.b, b_c, q_c),
+                                                       take(geom.r, b_c, q_c), take(geom.r_end, b_c, q_c))))  # fmt: skip
     e = (~on_caps).nonzero(as_tuple=True)[0]
-    b_e, p_e = b_idx.index_select(0, e), tuple(x.index_select(0, e) for x in p)
-    n.index_copy_(1, e, torch.stack(ellipsoid_normal(p_e, _take_parts(geom.palm_centre, b_e), geom.palm_to_unit.index_select(0, b_e))))
+    b_e, q_e, p_e = b_idx.index_select(0, e), q.index_select(0, e) - P, tuple(x.index_select(0, e) for x in p)
+    n.index_copy_(1, e, torch.stack(ellipsoid_normal(p_e, _take_parts(geom.ellipsoid_centre, b_e, q_e), take(geom.ellipsoid_to_unit, b_e, q_e))))
     return n.T

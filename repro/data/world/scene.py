@@ -11,23 +11,27 @@ import torch
 from repro.data.geometry import crop_intrinsics, project
 from repro.data.joints import BONES, palm_centre
 from repro.data.world.backdrops import TEXTURES
-from repro.data.world.hand import BONE_RADII, PALM_LENGTH, PALM_WIDTH, hand_joints, sample_hand, stack_params
+from repro.data.world.hand import (BONE_RADII, CARPUS, FINGERTIP_INSET, PALM_ELLIPSOID, PALM_LENGTH, PALM_THICKNESS, PALM_WIDTH, THENAR, WRIST_RADIUS,
+                                   hand_joints, sample_hand, stack_params)  # fmt: skip
 from repro.data.world.render import HandGeometry, pixel_rays, rasterize
 from repro.data.world.style import COLOUR_RGB, HAND_RGB, LIGHTING
 from repro.data.world.vocabulary import HANDS, HEADS, LIGHTING_WORDS, PLAIN_COLOURS, caption
 
 ORIGINAL_CENTRE = (320.0, 240.0)  # principal point of the 640x480 camera the crop is cut from
 CROP_MARGIN = (1.35, 1.7)  # crop side / joints' bounding-box side
-FOREARM = (55.0, 24.0)  # length and radius (mm) of the forearm stub drawn below the wrist
+FOREARM = (55.0, 22.0, 25.0)  # length, radius at the wrist and at the far end (mm) of the forearm stub below the wrist
 VISIBILITY_SLACK = 1.0  # a joint is visible if the first surface on its ray lies within (1 + slack) r of it
 
 
-def draw_scene(domain, rng: np.random.Generator) -> dict:
-    """All random choices for one sample, in a fixed order of draws."""
-    choice = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
-    backdrop = choice(domain.backdrops)
-    lighting = choice(domain.lighting)
-    others = [c for c in PLAIN_COLOURS if c != backdrop]
+def draw_scene(domain, rng: np.random.Generator, version: int = 0, background_rng: np.random.Generator | None = None) -> dict:
+    """All random choices for one sample, in a fixed order of draws.
+
+    Everything but the background (hand shape and pose, camera, crop, hand colour, lighting, sensor
+    noise, caption words) comes from `rng`; the background (backdrop, its texture and colours, scene,
+    room) from `background_rng`, by default `rng` after the rest. Scenes drawn with one `rng` seed and
+    different `background_rng`s are one pose on different backgrounds: a domain's versions. Version 0
+    draws its backdrop from `domain.backdrops`, later versions from `domain.replaced_backdrops`."""
+    choice = lambda r, options: options[int(r.integers(len(options)))]  # noqa: E731
     scene = {
         "hand": sample_hand(rng),
         "azimuth": rng.uniform(*domain.azimuth),
@@ -38,27 +42,55 @@ def draw_scene(domain, rng: np.random.Generator) -> dict:
         "focal": rng.uniform(*domain.focal_px),
         "crop_margin": rng.uniform(*CROP_MARGIN),
         "crop_shift": rng.uniform(-0.08, 0.08, size=2),
-        "hand_colour": choice(domain.hand_colours),
+        "hand_colour": choice(rng, domain.hand_colours),
         "albedo_jitter": rng.uniform(0.94, 1.06, size=3),
+        "lighting": choice(rng, domain.lighting),
+        "light_dir": rng.uniform([-0.8, -0.9, -1.0], [0.8, 0.3, -1.0]),
+        "noise_seed": int(rng.integers(2**31)),
+        "noise_sigma": rng.uniform(0.005, 0.02),
+        "head": choice(rng, HEADS),
+        "hand_word": choice(rng, HANDS),
+        "slot_is_lighting": bool(rng.uniform() < 0.5),
+    }
+    bg = rng if background_rng is None else background_rng
+    backdrops = domain.backdrops if version == 0 else domain.replaced_backdrops
+    scenes = domain.replaced_scenes if version > 0 and domain.replaced_scenes else domain.scenes
+    backdrop = choice(bg, backdrops)
+    scene.update(draw_background(backdrop, choice(bg, scenes), bg))
+    scene["caption"] = scene_caption(scene)
+    return scene
+
+
+def draw_background(backdrop: str, scene_word: str, rng: np.random.Generator) -> dict:
+    """The random parts of a background, given its backdrop word and scene ("background" or "room")."""
+    others = [c for c in PLAIN_COLOURS if c != backdrop]
+    choice = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
+    return {
         "backdrop": backdrop,
         "backdrop_params": rng.uniform(size=8),
         "base_rgb": COLOUR_RGB[backdrop] if backdrop in COLOUR_RGB else COLOUR_RGB[choice(others)],
         "second_rgb": COLOUR_RGB[choice(others)],
-        "lighting": lighting,
-        "light_dir": rng.uniform([-0.8, -0.9, -1.0], [0.8, 0.3, -1.0]),
-        "scene": choice(domain.scenes),
+        "scene": scene_word,
         "wall_behind": rng.uniform(150.0, 600.0),
         "floor_below": rng.uniform(40.0, 220.0),
         "floor_rgb": rng.uniform([0.35, 0.25, 0.15], [0.75, 0.65, 0.55]),
-        "noise_seed": int(rng.integers(2**31)),
-        "noise_sigma": rng.uniform(0.005, 0.02),
-        "head": choice(HEADS),
-        "hand_word": choice(HANDS),
-        "slot_is_lighting": bool(rng.uniform() < 0.5),
     }
-    slot = lighting if (lighting in LIGHTING_WORDS and scene["slot_is_lighting"]) else backdrop
-    scene["caption"] = caption(scene["head"], scene["hand_colour"], scene["hand_word"], slot, scene["scene"])
-    return scene
+
+
+def scene_caption(scene: dict) -> str:
+    """The caption naming a scene's style in the paper's grammar; its slot names the lighting or the backdrop."""
+    lighting = scene["lighting"]
+    slot = lighting if (lighting in LIGHTING_WORDS and scene["slot_is_lighting"]) else scene["backdrop"]
+    return caption(scene["head"], scene["hand_colour"], scene["hand_word"], slot, scene["scene"])
+
+
+def restyle_scene(scene: dict, style: dict, rng: np.random.Generator) -> dict:
+    """`scene` in another style: the same hand, pose, camera, crop, light direction and sensor noise,
+    with `style`'s hand colour and lighting, and a background of its backdrop and scene drawn from `rng`."""
+    out = dict(scene, hand_colour=style["hand_colour"], lighting=style["lighting"])
+    out.update(draw_background(style["backdrop"], style["scene"], rng))
+    out["caption"] = scene_caption(out)
+    return out
 
 
 def _tensor(scenes, key):
@@ -84,21 +116,47 @@ def _rotation(scenes) -> torch.Tensor:
 
 
 def _geometry(joints_hand, R, t, hand_params) -> tuple[torch.Tensor, HandGeometry]:
+    """The hand's primitives, built in the hand frame, then moved into the camera's: a capsule per bone
+    tapering from its parent joint's flesh radius to its child's (fingertips stop FINGERTIP_INSET r short
+    of the tip keypoints), the forearm, and ellipsoids for the palm and the thenar eminence."""
     s = hand_params.scale
     xyz = joints_hand @ R.transpose(1, 2) + t[:, None]
-    parents, children = zip(*BONES)
-    a, b = xyz[:, list(parents)], xyz[:, list(children)]
-    r = torch.tensor(BONE_RADII)[None] * s[:, None]
-    down = (R @ torch.tensor([0.0, -FOREARM[0], 0.0]))[:, :] * s[:, None]
-    a = torch.cat([a, xyz[:, :1]], 1)
-    b = torch.cat([b, xyz[:, :1] + down[:, None]], 1)
+    parents, children = (list(x) for x in zip(*BONES))
+    radius = torch.tensor((WRIST_RADIUS,) + BONE_RADII)[None] * s[:, None]  # (B, 21) at each joint
+    a, b = joints_hand[:, parents], joints_hand[:, children].clone()
+    r, r_end = radius[:, parents], radius[:, children]
+    # The palm's metacarpals start spread over the carpus rather than at the wrist point.
+    a[:, 4::4] = b[:, 4::4] * torch.tensor([CARPUS[0], CARPUS[1], 1.0])
+    r[:, 4::4] = CARPUS[2] * s[:, None]
+    distal = b[:, 3::4] - a[:, 3::4]  # every digit's last bone ends at its tip
+    b[:, 3::4] -= FINGERTIP_INSET * r_end[:, 3::4, None] * torch.nn.functional.normalize(distal, dim=-1)
+    down = torch.tensor([0.0, -FOREARM[0], 0.0]) * s[:, None]
+    a = torch.cat([a, joints_hand[:, :1]], 1) @ R.transpose(1, 2) + t[:, None]
+    b = torch.cat([b, joints_hand[:, :1] + down[:, None]], 1) @ R.transpose(1, 2) + t[:, None]
     r = torch.cat([r, FOREARM[1] * s[:, None]], 1)
+    r_end = torch.cat([r_end, FOREARM[2] * s[:, None]], 1)
+
+    # Palm: PALM_THICKNESS thick (hand thickness at the metacarpals), as wide as the knuckles, shifted
+    # to the little finger's side and a little to the palm's (the palmar pad is thicker than the back).
     width = PALM_WIDTH * hand_params.palm_width * s
-    centre_hand = torch.stack([-0.12 * width, 0.5 * PALM_LENGTH * s, -2.0 * s], -1)
-    axes = torch.stack([0.56 * width + 6.0 * s, 0.52 * PALM_LENGTH * s, 13.0 * s], -1)
-    to_unit = torch.diag_embed(1.0 / axes) @ R.transpose(1, 2)
-    centre = (R @ centre_hand[..., None])[..., 0] + t
-    return xyz, HandGeometry(a, b, r, centre, to_unit, axes.max(-1).values)
+    eye = torch.eye(3).expand(len(s), 3, 3)
+    palm = (torch.stack([PALM_ELLIPSOID[0] * width, PALM_ELLIPSOID[1] * PALM_LENGTH * s, PALM_ELLIPSOID[2] * s], -1),
+            torch.stack([PALM_ELLIPSOID[3] * width + 6.0 * s, PALM_ELLIPSOID[4] * PALM_LENGTH * s, 0.5 * PALM_THICKNESS * s], -1), eye)  # fmt: skip
+    # Thenar eminence: the muscle mound along the thumb's metacarpal, on its palm side and towards the
+    # palm's centre; it turns with the metacarpal (its axes: the bone, across it in the palm, the normal).
+    cmc, mcp = joints_hand[:, 1], joints_hand[:, 2]
+    along = torch.nn.functional.normalize(mcp - cmc, dim=-1)
+    normal = torch.nn.functional.normalize(torch.tensor([0.0, 0.0, 1.0]) - along[:, 2:] * along, dim=-1)
+    across = torch.cross(normal, along, dim=-1)
+    across = torch.where(((palm[0] - cmc) * across).sum(-1, keepdim=True) >= 0, across, -across)  # towards the palm
+    bone = (mcp - cmc).norm(dim=-1, keepdim=True)
+    lengths = torch.stack([0.5 * bone[:, 0], THENAR[0] * s, THENAR[1] * s], -1)
+    centre = cmc + 0.45 * (mcp - cmc) + THENAR[2] * s[:, None] * across + THENAR[3] * s[:, None] * normal
+    thenar = (centre, lengths, torch.stack([along, across, normal], 1))
+    centres, axes, frames = (torch.stack(x, 1) for x in zip(palm, thenar))  # (B, E, ...)
+    to_unit = torch.diag_embed(1.0 / axes) @ frames @ R.transpose(1, 2)[:, None]
+    centres = centres @ R.transpose(1, 2) + t[:, None]
+    return xyz, HandGeometry(a, b, r, r_end, centres, to_unit)
 
 
 def _placement(scenes, R, joints_hand) -> torch.Tensor:
