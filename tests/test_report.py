@@ -56,7 +56,8 @@ def _md_rows(text: str, first: str) -> list[list[str]]:
 
 def _html_rows(text: str) -> list[list[str]]:
     """The main table's rows, with <b> as Markdown's ** so that they compare with the Markdown."""
-    rows = re.findall(r'<tr><th>([^<]*)</th>((?:<td class="n">.*?</td>)+)</tr>', text)
+    main_table = text.split("<h2>", 1)[0]  # the paper-style table comes before every section
+    rows = re.findall(r'<tr><th>([^<]*)</th>((?:<td class="n">.*?</td>)+)</tr>', main_table)
     return [[name, *(re.sub(r"</?b>", "**", c) for c in re.findall(r'<td class="n">(.*?)</td>', cells))] for name, cells in rows]
 
 

@@ -165,6 +165,34 @@ def test_repro_table4a_tiny_end_to_end(store, tmp_path, capsys, request):
     assert f"results/{plan.study_name}.csv" in artifacts
 
 
+@pytest.mark.slow
+def test_repro_styles_tiny_end_to_end(store, tmp_path, capsys, request):
+    """The styles study through its command: real tiny trainings of all five rows, re-rendered positives included."""
+    from fixtures_clip import save_random_open_clip
+
+    checkpoint = tmp_path / "synthclip-random.pt"
+    save_random_open_clip("synthclip", checkpoint)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
+    argv = ["styles", "--preset", "tiny", "--clip-checkpoint", str(checkpoint), "--set", "epochs=1", "--set", "n_train=32",
+            "--set", "n_val=16", "--set", "n_test=16", "--set", "batch_size=8"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Styles" in out and "Re-rendered style (contrastive)" in out and "Re-rendered style (supervised)" in out
+    plan = TablePlan.from_args("styles", preset_config("tiny", {"clip_checkpoint": str(checkpoint), "epochs": 1, "n_train": 32,
+                                                                "n_val": 16, "n_test": 16, "batch_size": 8}))  # fmt: skip
+    trials = _study(plan).get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 5
+    client = MlflowClient()
+    restyled = next(t for t in trials if t.user_attrs["row"] == "Re-rendered style (contrastive)")
+    run = client.get_run(restyled.user_attrs["run_ids"]["STB"])
+    assert run.data.params["augment"] == "restyle-contrastive" and "data_digest/restyled" in run.data.tags
+    assert run.data.metrics["train/con"] != 0.0  # its positive is the re-rendered view
+    supervised = client.get_run(next(t for t in trials if t.user_attrs["row"] == "Re-rendered style (supervised)").user_attrs["run_ids"]["STB"])
+    assert supervised.data.metrics["train/con"] == 0.0 and "data_digest/restyled" in supervised.data.tags
+
+
 def test_dedupe_across_tables_and_repro_all_trains_16(store):
     trainer = CountingTrainer()
     base = preset_config("tiny")

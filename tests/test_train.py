@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import repro.train.loop as loop
+import repro.train.objectives as objectives
 import repro.train.run as run_module
 from repro.presets import preset_config
 from repro.train.run import find_runs, train_run
@@ -63,7 +64,7 @@ def test_finished_config_is_reused_not_retrained(store, monkeypatch):
 
 
 def test_nan_loss_ends_the_run_as_failed_with_the_reason(store, monkeypatch):
-    monkeypatch.setattr(loop, "pose_loss", lambda pred, target: torch.tensor(float("nan")))
+    monkeypatch.setattr(objectives, "pose_loss", lambda pred, target: torch.tensor(float("nan")))
     result = train_run(_baseline(epochs=1))
     assert result.status == "FAILED"
     run = mlflow.tracking.MlflowClient().get_run(result.run_id)
@@ -72,7 +73,7 @@ def test_nan_loss_ends_the_run_as_failed_with_the_reason(store, monkeypatch):
 
 def test_a_runaway_finite_loss_also_ends_the_run_as_failed(store, monkeypatch):
     """Eq. 4 is unbounded below: a run drifting to -1e20 is finite but garbage."""
-    monkeypatch.setattr(loop, "pose_loss", lambda pred, target: torch.tensor(-5.8e20))
+    monkeypatch.setattr(objectives, "pose_loss", lambda pred, target: torch.tensor(-5.8e20))
     result = train_run(_baseline(epochs=1))
     assert result.status == "FAILED"
     reason = mlflow.tracking.MlflowClient().get_run(result.run_id).data.tags["failure_reason"]

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 import fixtures_real as fx
 from repro.cli import build_parser, main
 from repro.config import ConfigError
+from repro.data.domains import DOMAINS
 from repro.data.errors import DataError
 from repro.data.real.freihand import FreiHAND
 from repro.data.real.rhd import RHD
@@ -190,11 +191,12 @@ def test_rhd_stb_and_synthetic_samples_are_their_own_groups(tmp_path):
     fx.write_stb(tmp_path / "stb")
     assert STB(tmp_path / "stb", "test").pose_groups().tolist() == [0, 1, 2]
 
-    class FiveSamples(SyntheticDataset):  # without rendering: pose_groups needs only the length
-        def __init__(self):
-            pass
+    class EightSamples(SyntheticDataset):  # without rendering: pose_groups needs only the length and the spec
+        def __init__(self, domain):
+            self.domain = DOMAINS[domain]
 
         def __len__(self):
-            return 5
+            return 8
 
-    assert FiveSamples().pose_groups().tolist() == [0, 1, 2, 3, 4]
+    assert EightSamples("synth-stb").pose_groups().tolist() == list(range(8))  # a pose per sample
+    assert EightSamples("synth-frei").pose_groups().tolist() == [0, 0, 0, 0, 1, 1, 1, 1]  # 4 versions per pose
