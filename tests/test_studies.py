@@ -121,9 +121,11 @@ def test_spec_errors_name_the_file_and_the_field(tmp_path, text, message):
     assert isinstance(err.value, ConfigError)  # the CLI prints it as an error, no traceback
 
 
-@pytest.mark.slow
-def test_repro_table4a_tiny_end_to_end(store, tmp_path, capsys, request):
-    """Real tiny trainings (random-weights synthclip for the IE rows) through `repro table4a`."""
+TINY_STUDY = {"epochs": 1, "n_train": 32, "n_val": 16, "n_test": 16, "batch_size": 8}
+
+
+def _run_tiny_study(name: str, tmp_path, capsys, request) -> tuple[str, TablePlan]:
+    """`repro <name>` on real tiny trainings (random-weights synthclip for the CLIP rows): (printed, plan)."""
     from fixtures_clip import save_random_open_clip
 
     checkpoint = tmp_path / "synthclip-random.pt"
@@ -132,14 +134,15 @@ def test_repro_table4a_tiny_end_to_end(store, tmp_path, capsys, request):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     request.addfinalizer(lambda: torch.set_num_threads(threads))
-    argv = ["table4a", "--preset", "tiny", "--clip-checkpoint", str(checkpoint), "--set", "epochs=1", "--set", "n_train=32",
-            "--set", "n_val=16", "--set", "n_test=16", "--set", "batch_size=8"]  # fmt: skip
+    argv = [name, "--preset", "tiny", "--clip-checkpoint", str(checkpoint), *(f for k, v in TINY_STUDY.items() for f in ("--set", f"{k}={v}"))]
     assert main(argv) == 0
-    out = capsys.readouterr().out
-    assert "Table 4(a)" in out and "IE+TE r=0.4" in out and "47.25" in out and "synthetic hand world" in out
+    return capsys.readouterr().out, TablePlan.from_args(name, preset_config("tiny", {"clip_checkpoint": str(checkpoint), **TINY_STUDY}))
 
-    plan = TablePlan.from_args("table4a", preset_config("tiny", {"clip_checkpoint": str(checkpoint), "epochs": 1, "n_train": 32,
-                                                                 "n_val": 16, "n_test": 16, "batch_size": 8}))  # fmt: skip
+
+@pytest.mark.slow
+def test_repro_table4a_tiny_end_to_end(store, tmp_path, capsys, request):
+    out, plan = _run_tiny_study("table4a", tmp_path, capsys, request)
+    assert "Table 4(a)" in out and "IE+TE r=0.4" in out and "47.25" in out and "synthetic hand world" in out
     study = _study(plan)
     trials = study.get_trials(states=(TrialState.COMPLETE,))
     assert sorted(t.user_attrs["cell"] for t in trials) == sorted(c.key for c in plan.cells()) and len(trials) == 6
@@ -167,21 +170,9 @@ def test_repro_table4a_tiny_end_to_end(store, tmp_path, capsys, request):
 
 @pytest.mark.slow
 def test_repro_styles_tiny_end_to_end(store, tmp_path, capsys, request):
-    """The styles study through its command: real tiny trainings of all five rows, re-rendered positives included."""
-    from fixtures_clip import save_random_open_clip
-
-    checkpoint = tmp_path / "synthclip-random.pt"
-    save_random_open_clip("synthclip", checkpoint)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    request.addfinalizer(lambda: torch.set_num_threads(threads))
-    argv = ["styles", "--preset", "tiny", "--clip-checkpoint", str(checkpoint), "--set", "epochs=1", "--set", "n_train=32",
-            "--set", "n_val=16", "--set", "n_test=16", "--set", "batch_size=8"]  # fmt: skip
-    assert main(argv) == 0
-    out = capsys.readouterr().out
+    """The styles study through its command: all five rows, re-rendered positives included."""
+    out, plan = _run_tiny_study("styles", tmp_path, capsys, request)
     assert "Styles" in out and "Re-rendered style (contrastive)" in out and "Re-rendered style (supervised)" in out
-    plan = TablePlan.from_args("styles", preset_config("tiny", {"clip_checkpoint": str(checkpoint), "epochs": 1, "n_train": 32,
-                                                                "n_val": 16, "n_test": 16, "batch_size": 8}))  # fmt: skip
     trials = _study(plan).get_trials(states=(TrialState.COMPLETE,))
     assert len(trials) == 5
     client = MlflowClient()
