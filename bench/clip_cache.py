@@ -4,7 +4,7 @@
 
 Fills f_CI for the first N training renders of synth-frei into a fresh cache folder and prints
 images/s, then reads the same entry back (a cache hit) and prints that time too. Uses the
-pretrained synthclip when `repro clip pretrain` has run, else the same architecture with random
+pretrained synthclip:small when it is stored, else the same architecture with random
 weights (the cost does not depend on the weights).
 """
 
@@ -19,7 +19,6 @@ import torch
 
 from repro.clip import synthclip
 from repro.clip.encoders import OpenClipEncoder, build_encoder
-from repro.clip.errors import ClipError
 from repro.clip.features import image_features
 from repro.data.registry import open_dataset
 
@@ -29,9 +28,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2048)
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args()
-    try:
-        encoder = build_encoder("synthclip")
-    except ClipError:
+    if synthclip.parse_tag(None).checkpoint_path().is_file():  # the default recipe, when already pre-trained
+        encoder = build_encoder(synthclip.parse_tag(None).spec)
+    else:
         synthclip.register()
         encoder = OpenClipEncoder(open_clip.create_model(synthclip.MODEL_NAME), synthclip.MODEL_NAME, "synthclip-random", "random")
     dataset = open_dataset("synth-frei", split="train", n=args.n)
