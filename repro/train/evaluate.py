@@ -35,10 +35,11 @@ def pose_metrics(coords: torch.Tensor, xyz: torch.Tensor, visible: torch.Tensor)
     "epe_mm", "epe_median_mm", "auc_20_50", "pck_curve"; and every joint of every sample, under
     "epe_all_mm", "epe_median_all_mm", "auc_20_50_all", "pck_curve_all". The two agree when every
     joint is visible (FreiHAND). visible is required so that no caller silently scores all joints.
+    "errors_mm" (N,21) holds every joint's error, from which any of them can be recomputed.
     """
     pred_mm, gt_rel = predictions_to_mm(coords, xyz)
     dists = epe_mm(pred_mm, gt_rel)
-    out = {"pck_thresholds_mm": pck_thresholds()}
+    out = {"pck_thresholds_mm": pck_thresholds(), "errors_mm": dists}
     for suffix, mask in (("", visible), ("_all", None)):
         summary = epe_summary(dists, mask)
         curve = pck_curve(dists, visible=mask)

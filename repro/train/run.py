@@ -9,7 +9,9 @@ one is logged as an artifact.
 """
 
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -73,10 +75,19 @@ def _log_inputs(splits: dict[str, object], cfg: RunConfig) -> None:
         mlflow.log_input(MetaDataset(source, name=f"{split.name}/{split.split}", digest=split.digest[:36]), context=context)
 
 
-def _evaluate(model, cfg, device, val, targets, mean_pose) -> tuple[dict, pd.DataFrame]:
-    metrics, curves = {}, {}
+def per_sample_frame(errors_mm: torch.Tensor, visible: torch.Tensor) -> pd.DataFrame:
+    """One row per image of a split: its index, every joint's error in mm and its visibility, so that
+    any statistic of the run (bootstrap intervals, other protocols) is recomputed without training."""
+    err = {f"err_mm_{k}": errors_mm[:, k].double().numpy() for k in range(errors_mm.shape[1])}
+    vis = {f"vis_{k}": visible[:, k].bool().numpy() for k in range(visible.shape[1])}
+    return pd.DataFrame({"sample": range(len(errors_mm)), **err, **vis})
+
+
+def _evaluate(model, cfg, device, val, targets, mean_pose) -> tuple[dict, pd.DataFrame, dict[str, pd.DataFrame]]:
+    metrics, curves, per_sample = {}, {}, {}
     for key, split in [("val", val)] + [(t.name, t) for t in targets]:
         result = evaluate_split(model, split, cfg.model.input_size, device)
+        per_sample[key] = per_sample_frame(result["errors_mm"], split.visible)
         for name in SPLIT_METRICS:
             metrics[f"{key}/{name}"] = result[name]
         curves[key] = result["pck_curve"].numpy()
@@ -86,7 +97,7 @@ def _evaluate(model, cfg, device, val, targets, mean_pose) -> tuple[dict, pd.Dat
         floor = pose_metrics(mean_pose.expand(len(split), -1, -1), split.xyz, split.visible)
         metrics[f"{key}/epe_mean_pose_mm"] = floor["epe_mm"]
         metrics[f"{key}/epe_mean_pose_all_mm"] = floor["epe_all_mm"]
-    return metrics, pd.DataFrame({"threshold_mm": thresholds, **{f"pck/{k}": v for k, v in curves.items()}})
+    return metrics, pd.DataFrame({"threshold_mm": thresholds, **{f"pck/{k}": v for k, v in curves.items()}}), per_sample
 
 
 def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict | None = None) -> RunResult:
@@ -147,8 +158,12 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
             return RunResult(run.info.run_id, cfg.hash, key, "FAILED", {}, reused=False)
 
         mean_pose = normalize_pose(train.xyz)[0].mean(0, keepdim=True)
-        metrics, pck = _evaluate(state.model, cfg, device, val, targets, mean_pose)
+        metrics, pck, per_sample = _evaluate(state.model, cfg, device, val, targets, mean_pose)
         mlflow.log_metrics(metrics)
         mlflow.log_table(pck, artifact_file="pck_curves.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            for key, frame in per_sample.items():
+                frame.to_parquet(Path(tmp) / f"{key}.parquet", index=False)
+            mlflow.log_artifacts(tmp, artifact_path="per_sample")
         mlflow.log_artifact(str(ckpt), artifact_path="checkpoint")
     return RunResult(run.info.run_id, cfg.hash, key, "FINISHED", metrics, reused=False)
