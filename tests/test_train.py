@@ -108,3 +108,18 @@ def test_scheduled_lr_constant_and_cosine():
     cosine = _baseline(lr=1e-3, lr_schedule="cosine")
     # 0.5 (1 + cos(pi s / 10)): 1 at s = 0, 0.5 at s = 5, (1 + cos(0.9 pi)) / 2 = 0.02447 at s = 9
     assert [loop.scheduled_lr(cosine, s, 10) for s in (0, 5, 9)] == pytest.approx([1e-3, 5e-4, 2.447e-5], rel=1e-3)
+
+
+def test_repro_eval_reproduces_the_logged_metrics(store, capsys):
+    import json
+
+    from repro.cli import main
+
+    result = train_run(_baseline(epochs=1))
+    assert main(["eval", result.run_id]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    # By default what the training evaluated: the targets and their diagnostic targets.
+    assert list(evaluated) == ["synth-stb", "synth-stb-style", "synth-stb-view", "synth-rhd", "synth-rhd-style", "synth-rhd-view"]
+    for split, metrics in evaluated.items():
+        for name, value in metrics.items():
+            assert value == pytest.approx(result.metrics[f"{split}/{name}"], rel=1e-5), (split, name)
