@@ -144,6 +144,9 @@ def test_repro_table4a_tiny_end_to_end(store, tmp_path, capsys, request):
     out, plan = _run_tiny_study("table4a", tmp_path, capsys, request)
     assert "Table 4(a)" in out and "IE+TE r=0.4" in out and "47.25" in out and "synthetic hand world" in out
     study = _study(plan)
+    baseline = MlflowClient().get_run(next(t for t in study.get_trials() if t.user_attrs["row"] == "Baseline").user_attrs["run_ids"]["STB"])
+    floor = baseline.data.metrics
+    assert f"Mean training pose (the constant floor, EPE mm): STB {floor['synth-stb/epe_mean_pose_mm']:.2f}, RHD {floor['synth-rhd/epe_mean_pose_mm']:.2f}" in out
     trials = study.get_trials(states=(TrialState.COMPLETE,))
     assert sorted(t.user_attrs["cell"] for t in trials) == sorted(c.key for c in plan.cells()) and len(trials) == 6
     client = MlflowClient()

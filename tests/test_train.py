@@ -126,3 +126,16 @@ def test_per_sample_errors_reproduce_the_logged_metrics(store):
         assert epe_summary(errors, visible)["mean"] == pytest.approx(result.metrics[f"{split}/epe_mm"], rel=1e-9)
         assert epe_summary(errors)["mean"] == pytest.approx(result.metrics[f"{split}/epe_all_mm"], rel=1e-9)
         assert auc(pck_curve(errors, visible=visible)) == pytest.approx(result.metrics[f"{split}/auc_20_50"], rel=1e-9)
+def test_repro_eval_reproduces_the_logged_metrics(store, capsys):
+    import json
+
+    from repro.cli import main
+
+    result = train_run(_baseline(epochs=1))
+    assert main(["eval", result.run_id]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    # By default what the training evaluated: the targets and their diagnostic targets.
+    assert list(evaluated) == ["synth-stb", "synth-stb-style", "synth-stb-view", "synth-rhd", "synth-rhd-style", "synth-rhd-view"]
+    for split, metrics in evaluated.items():
+        for name, value in metrics.items():
+            assert value == pytest.approx(result.metrics[f"{split}/{name}"], rel=1e-5), (split, name)

@@ -51,12 +51,25 @@ def world_note(plan) -> str:
     return f"this suite, trained on {plan.base.source}, evaluated on {mapping} (the real datasets)."
 
 
+def mean_pose_floor(plan, frame: pd.DataFrame) -> dict[str, float]:
+    """Per column, what always predicting the mean training pose scores on its target (EPE mm), read
+    from the MLflow runs the frame names (`<target>/epe_mean_pose_mm`): the floor a model must beat."""
+    client, floor = MlflowClient(), {}
+    for col, target in plan.targets.items():
+        ids = [i for joined in frame.xs(col, level="column")["run_ids"] for i in joined.split(",") if i]
+        value = client.get_run(ids[0]).data.metrics.get(f"{target}/epe_mean_pose_mm") if ids else None  # one training split: one floor
+        floor[col] = math.nan if value is None else value
+    return floor
+
+
 def format_results(plan, frame: pd.DataFrame) -> str:
     shown = frame[["target", "mean", "std", "n", "paper", "diff", "status"]]
     table = shown.to_string(float_format=lambda v: f"{v:.2f}", na_rep="-")
     notes = [f"  {name}: {note}" for name, note in frame["note"].groupby(level="row", sort=False).first().items() if note]
     header = f"{plan.spec.title}  [study {plan.study_name}, {plan.spec.metric}, {plan.seeds} seed(s), preset {plan.base.preset}]"
-    return "\n".join([header, table, f"mean/std: {world_note(plan)}", *(["notes:", *notes] if notes else [])])
+    floor = ", ".join(f"{col} {value:.2f}" if math.isfinite(value) else f"{col} -" for col, value in mean_pose_floor(plan, frame).items())
+    lines = [header, table, f"Mean training pose (the constant floor, EPE mm): {floor}", f"mean/std: {world_note(plan)}"]
+    return "\n".join([*lines, *(["notes:", *notes] if notes else [])])
 
 
 def log_results(session, frame: pd.DataFrame, text: str) -> None:

@@ -10,7 +10,7 @@ from repro.config import ConfigError, from_dict
 from repro.model.config import ModelConfig
 from repro.model.hand_pose import HandPoseModel
 from repro.tracking import SPLIT_METRICS, experiment, tracking_uri
-from repro.train.data import load_split
+from repro.train.data import evaluated_splits, load_split
 from repro.train.evaluate import evaluate_split
 from repro.train.run import EXPERIMENT, device_for_training
 
@@ -65,7 +65,7 @@ def evaluate_run(run_id: str, targets: list[str] | None = None) -> dict:
     cfg, model = load_run_model(run_id)
     device = next(model.parameters()).device
     out = {}
-    for name in targets or list(cfg.targets):
+    for name in targets or evaluated_splits(cfg.targets):  # by default what training evaluated: targets and diagnostics
         split = load_split(name, "test", cfg.n_test, cfg.image_size, cfg.data_root)
         metrics = evaluate_split(model, split, cfg.model.input_size, device)
         out[name] = {k: metrics[k] for k in SPLIT_METRICS}
