@@ -162,8 +162,8 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
         mlflow.log_metrics(metrics)
         mlflow.log_table(pck, artifact_file="pck_curves.json")
         with tempfile.TemporaryDirectory() as tmp:
-            for key, frame in per_sample.items():
-                frame.to_parquet(Path(tmp) / f"{key}.parquet", index=False)
+            for split_name, frame in per_sample.items():
+                frame.to_parquet(Path(tmp) / f"{split_name}.parquet", index=False)
             mlflow.log_artifacts(tmp, artifact_path="per_sample")
         mlflow.log_artifact(str(ckpt), artifact_path="checkpoint")
     return RunResult(run.info.run_id, cfg.hash, key, "FINISHED", metrics, reused=False)
