@@ -16,7 +16,7 @@ import torch
 
 from repro.data.domains import DOMAINS
 from repro.data.synthetic import render_range
-from repro.train.checkpoints import load_run_model
+from repro.train.finished import load_run_model
 from repro.train.evaluate import evaluate_split
 
 

@@ -1,5 +1,6 @@
-"""One frozen dataclass describes a run; its canonical JSON hash identifies the run everywhere
-(MLflow tag, checkpoints, dedupe). Presets are data: named sets of field values over the defaults.
+"""One frozen dataclass describes a run's settings; its canonical JSON hash is the config hash (MLflow
+tag `config_hash`). A run's identity adds its data and CLIP weights (repro.train.identity). Presets
+are data: named sets of field values over the defaults.
 
 Defaults follow the paper where it speaks (SPEC sections 2-3): Adam lr 1e-4, betas (0.9, 0.999),
 lambda1 = lambda2 = 1, lambda3 = 0.1, IE+TE with r = 0.6, concat fusion, eq. 4 as written.

@@ -76,7 +76,7 @@ DECISIONS: tuple[Decision, ...] = (
              "Zimmermann & Brox's palm keypoint (hand3d use_wrist_coord=False); STB has no wrist"),
     Decision("scored joints", Constant("repro.metrics", "PROTOCOL"), "repro.train.evaluate.pose_metrics",
              "hand3d's EvalUtil scores visible joints only; the all-joints variant is logged as *_all (the paper does not say which it scored)"),
-    Decision("Table 6 normal augmentation: transforms", Constant("repro.train.augment", "AUGMENTATIONS", _augmentations), "repro.train.augment.normal_augment",
+    Decision("Table 6 normal augmentation: transforms", Constant("repro.train.augment", "TRANSFORMS", _augmentations), "repro.train.augment.normal_augment",
              "the paper names the six transforms but not their probabilities or strengths"),
     Decision("Table 6 normal augmentation: reading", Field("augment"), "repro.train.objectives",
              "the paper does not say whether the augmentation feeds supervised training or replaces the CLIP positive: both run"),

@@ -54,6 +54,7 @@ def save_tensor(obj, path: Path) -> None:
     _atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
-def write_json(record: dict, path: Path) -> None:
-    """Sorted, indented JSON, atomically."""
+def write_json(record: dict, path: Path) -> Path:
+    """Sorted, indented JSON, atomically; returns the path."""
     _atomic(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n"))
+    return path

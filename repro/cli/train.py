@@ -57,7 +57,7 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    from repro.train.checkpoints import evaluate_run
+    from repro.train.finished import evaluate_run
 
     print(json.dumps(evaluate_run(args.run_id, args.target), indent=1))
     return 0

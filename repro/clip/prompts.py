@@ -15,6 +15,7 @@ the renders' captions and the prompts cannot drift apart.
 from itertools import product
 from typing import NamedTuple
 
+from repro.data.world import vocabulary
 from repro.data.world.vocabulary import BACKDROPS, HAND_COLOURS, HANDS, HEADS, LIGHTING_WORDS, SCENES
 from repro.data.world.vocabulary import SLOT_WORDS as COLOUR_SLOTS
 
@@ -45,7 +46,7 @@ def caption(head: str, hand_colour: str, hand: str, slot: str, scene: str) -> st
     ):
         if word not in column:
             raise ValueError(f"{word!r} is not a {name} word of the prompt grammar; expected one of {column}")
-    return f"{head} {hand_colour} {hand} with {slot} {scene}"
+    return vocabulary.caption(head, hand_colour, hand, slot, scene)
 
 
 def all_parts() -> list[PromptParts]:

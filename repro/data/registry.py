@@ -52,11 +52,6 @@ def _load_builtins() -> None:
         import_module(module)
 
 
-def dataset_names() -> list[str]:
-    _load_builtins()
-    return sorted(DATASETS)
-
-
 def dataset_entry(name: str) -> DatasetEntry:
     """The registry entry of dataset `name` (DataError listing the known ones if there is none)."""
     _load_builtins()

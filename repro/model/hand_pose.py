@@ -25,10 +25,6 @@ class HandPoseOutput:
     canonical: torch.Tensor | None = None  # (B,21,3) f_PP stream A
     rotation: torch.Tensor | None = None  # (B,3,3) f_PP stream B (Rodrigues)
 
-    @property
-    def heatmap(self) -> torch.Tensor:
-        return self.heatmaps[-1]
-
 
 PROJECTION_OUTPUT_SCALE = 0.01  # init="he": scale of the ProjectionHead's output layer (see HandPoseModel)
 

@@ -23,9 +23,9 @@ Decisions (stated in the report):
 import torch
 from torch import nn
 
+from repro.data.joints import N_JOINTS
 from repro.model.config import ModelConfig
 
-N_JOINTS = 21
 
 
 def conv_block(cin: int, cout: int, slope: float, stride: int = 1, act: bool = True) -> nn.Sequential:

@@ -17,7 +17,8 @@ from torch import nn
 
 from repro.geometry3d import rodrigues
 from repro.model.config import ModelConfig
-from repro.model.heatmap_net import N_JOINTS, conv_block
+from repro.data.joints import N_JOINTS
+from repro.model.heatmap_net import conv_block
 
 
 def _down(n: int) -> int:

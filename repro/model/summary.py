@@ -17,7 +17,7 @@ from torch import nn
 
 from repro.model.config import ModelConfig
 from repro.model.hand_pose import HandPoseModel
-from repro.model.heatmap_net import N_JOINTS
+from repro.data.joints import N_JOINTS
 
 TABLES = {"f_H2D": "supplement Table 1", "f_PP A": "supplement Table 2, stream A", "f_PP B": "supplement Table 2, stream B"}
 _CONV = "Conv. + LeakyReLU"

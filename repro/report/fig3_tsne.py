@@ -25,7 +25,8 @@ import seaborn as sns
 import torch
 
 from repro.config import ConfigError
-from repro.report.figures import new_figure, save_png, write_json
+from repro.files import write_json
+from repro.report.figures import new_figure, save_png
 
 AUG = "aug"
 DEFINITIONS = {

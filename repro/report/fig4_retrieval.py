@@ -29,7 +29,8 @@ from repro.clip.features import mix_features
 from repro.clip.prompts import HANDS, HEADS, LIGHTING_WORDS, caption
 from repro.config import ConfigError
 from repro.data.errors import DataError
-from repro.report.figures import new_figure, save_png, write_json
+from repro.files import write_json
+from repro.report.figures import new_figure, save_png
 
 ATTRIBUTES = ("hand_colour", "slot")
 DEFINITIONS = {

@@ -7,7 +7,6 @@ own inline backend. Every figure command logs what it wrote as one run of the ex
 among them names the CLIP weights' and the data's digests), plus the git state as tags.
 """
 
-import json
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -26,13 +25,6 @@ def save_png(fig: Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
-    return path
-
-
-def write_json(data: dict, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1) + "\n")
     return path
 
 

@@ -17,7 +17,7 @@ def sobel(image: torch.Tensor) -> torch.Tensor:
     return magnitude / magnitude.amax().clamp_min(1e-6)
 
 
-AUGMENTATIONS = (  # (name, probability, transform of one (3, H, W) image)
+TRANSFORMS = (  # (name, probability, transform of one (3, H, W) image)
     ("colour_jitter", 0.8, v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)),
     ("cutout", 0.5, v2.RandomErasing(p=1.0, scale=(0.02, 0.15), value=0.0)),
     ("gaussian_noise", 0.5, v2.GaussianNoise(sigma=0.05, clip=True)),
@@ -30,7 +30,7 @@ AUGMENTATIONS = (  # (name, probability, transform of one (3, H, W) image)
 def normal_augment(images: torch.Tensor) -> torch.Tensor:
     out = []
     for image in images:
-        for _, p, transform in AUGMENTATIONS:
+        for _, p, transform in TRANSFORMS:
             if torch.rand(()) < p:
                 image = transform(image)
         out.append(image)

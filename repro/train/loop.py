@@ -8,14 +8,12 @@ import dataclasses
 import math
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from repro.config import RunConfig
-from repro.files import save_tensor
 from repro.model.hand_pose import HandPoseModel
 from repro.train.evaluate import model_inputs
 from repro.train.objectives import OBJECTIVES, Batch
@@ -65,30 +63,6 @@ def scheduled_lr(cfg: RunConfig, step: int, total_steps: int) -> float:
     if cfg.lr_schedule == "constant":
         return cfg.lr
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
-
-
-def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-
-
-def save_checkpoint(path: Path, state: TrainState) -> None:
-    """Atomic (repro.files), so a kill mid-write keeps the previous checkpoint."""
-    save_tensor({"model": state.model.state_dict(), "model_config": dataclasses.asdict(state.model.cfg), "optimizer": state.optimizer.state_dict(),
-                 "epoch": state.epoch, "history": state.history, "rng": rng_state()}, path)  # fmt: skip
-
-
-def load_checkpoint(path: Path, state: TrainState) -> None:
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    state.model.load_state_dict(ckpt["model"])
-    state.optimizer.load_state_dict(ckpt["optimizer"])
-    state.epoch, state.history = ckpt["epoch"], ckpt["history"]
-    set_rng_state(ckpt["rng"])
 
 
 def train_epoch(cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | None, device, on_step=None, restyled=None) -> dict:

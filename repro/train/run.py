@@ -28,7 +28,8 @@ from repro.tracking import SPLIT_METRICS, TRAIN_EXPERIMENT, experiment, git_stat
 from repro.train.data import cv_split, evaluated_splits, split_tensors
 from repro.train.identity import identity, identity_hash, open_inputs
 from repro.train.evaluate import evaluate_split, pose_metrics
-from repro.train.loop import ClipFeatures, TrainingDiverged, load_checkpoint, new_state, save_checkpoint, train_epoch
+from repro.train.checkpoints import load_checkpoint, save_checkpoint
+from repro.train.loop import ClipFeatures, TrainingDiverged, new_state, train_epoch
 
 EXPERIMENT = TRAIN_EXPERIMENT
 
