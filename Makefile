@@ -23,7 +23,10 @@ run: install
 	$(BIN)/repro clip pretrain --preset small
 	$(BIN)/repro table4a --preset $(PRESET) --workers $(WORKERS)
 
+# The formatter and the linter first (configured in pyproject.toml), then the suite.
 test: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 bench: install

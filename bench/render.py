@@ -39,8 +39,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="median of this many runs per figure")
     parser.add_argument("--domains", nargs="+", default=list(DOMAINS), choices=list(DOMAINS))
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads in-process, {args.workers} worker processes, "
-          f"{args.size}x{args.size}, {args.n} images per run, median of {args.repeats} run(s)")  # fmt: skip
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads in-process, {args.workers} worker processes, "
+        f"{args.size}x{args.size}, {args.n} images per run, median of {args.repeats} run(s)"
+    )
     for name in args.domains:
         split = next(iter(DOMAINS[name].splits))
         # Warm-up, which also starts the forkserver the worker pools fork from (once per process, ~3 s).
@@ -48,8 +50,10 @@ def main() -> None:
         rate(name, split, 64 * args.workers, args.size, args.workers)
         single = rate(name, split, args.n, args.size, 1, args.repeats)
         multi = rate(name, split, args.n, args.size, args.workers, args.repeats)
-        print(f"{name:11s} in-process {single:6.1f} img/s ({single / TARGET:.2f}x target)   "
-              f"{args.workers} workers {multi:6.1f} img/s ({multi / TARGET:.2f}x target)   workers/in-process {multi / single:.2f}x")  # fmt: skip
+        print(
+            f"{name:11s} in-process {single:6.1f} img/s ({single / TARGET:.2f}x target)   "
+            f"{args.workers} workers {multi:6.1f} img/s ({multi / TARGET:.2f}x target)   workers/in-process {multi / single:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ import torch
 
 from repro.data.domains import DOMAINS
 from repro.data.synthetic import render_range
-from repro.train.finished import load_run_model
 from repro.train.evaluate import evaluate_split
+from repro.train.finished import load_run_model
 
 
 def variants(source, target) -> dict:
@@ -26,8 +26,14 @@ def variants(source, target) -> dict:
         "source": source,
         f"{target.name} skin": dataclasses.replace(source, hand_colours=target.hand_colours, **keep),
         **{f"{light} light": dataclasses.replace(source, lighting=(light,), **keep) for light in target.lighting},
-        f"{target.name} backdrops": dataclasses.replace(source, backdrops=target.backdrops, replaced_backdrops=target.backdrops,
-                                                        scenes=target.scenes, replaced_scenes=target.scenes, **keep),  # fmt: skip
+        f"{target.name} backdrops": dataclasses.replace(
+            source,
+            backdrops=target.backdrops,
+            replaced_backdrops=target.backdrops,
+            scenes=target.scenes,
+            replaced_scenes=target.scenes,
+            **keep,
+        ),
     }
 
 

@@ -85,8 +85,10 @@ class RunConfig:
             if not ok:
                 raise ConfigError(f"config field {name!r} = {getattr(self, name)!r}: expected {expected}")
         if self.uses_clip and self.augment != "none":
-            raise ConfigError(f"config field 'augment' = {self.augment!r}: expected 'none' with mode {self.mode!r} "
-                              "(the augmentations are methods of their own: set mode=baseline)")  # fmt: skip
+            raise ConfigError(
+                f"config field 'augment' = {self.augment!r}: expected 'none' with mode {self.mode!r} "
+                "(the augmentations are methods of their own: set mode=baseline)"
+            )
         self._canonicalise()
 
     def _canonicalise(self) -> None:

@@ -9,7 +9,9 @@ import torch.nn.functional as F
 CONTRASTIVE_VARIANTS = ("paper", "triplet")
 # Decisions where the paper is silent (repro.decisions lists them in every report).
 HEAT_STAGES = "all three CPM stages, equal weights: L_Heat = mean of the per-stage MSEs"
-NEGATIVE_RULE = "per anchor, the other batch sample whose ground-truth heatmap is farthest (L2) from the anchor's predicted last-stage heatmap"
+NEGATIVE_RULE = (
+    "per anchor, the other batch sample whose ground-truth heatmap is farthest (L2) from the anchor's predicted last-stage heatmap"
+)
 
 
 def _stages(pred) -> list[torch.Tensor]:

@@ -84,9 +84,7 @@ def epe_summary(dists: torch.Tensor, visible: torch.Tensor | None = None) -> dic
     }
 
 
-def pck_curve(
-    dists: torch.Tensor, thresholds: torch.Tensor | None = None, visible: torch.Tensor | None = None
-) -> torch.Tensor:
+def pck_curve(dists: torch.Tensor, thresholds: torch.Tensor | None = None, visible: torch.Tensor | None = None) -> torch.Tensor:
     """3D PCK (T,) float64: for each threshold t (mm), the mean over joints of the fraction of that
     joint's visible errors <= t (visible as in epe_summary; None: all count). thresholds default to
     0..50 mm, 51 points. Averaging curves over joints first keeps the AUC hand3d's mean of per-joint

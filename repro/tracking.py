@@ -41,14 +41,17 @@ def git_state() -> dict[str, str]:
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return {"git_commit": "unknown", "git_dirty": "unknown"}
     return {"git_commit": commit, "git_dirty": str(bool(dirty)).lower()}
 
 
-def log_files_run(experiment_name: str, name: str, files: list[Path], tags: dict, params: dict | None = None,
-                  metrics: dict[str, float] | None = None) -> str:  # fmt: skip
+def log_files_run(
+    experiment_name: str, name: str, files: list[Path], tags: dict, params: dict | None = None, metrics: dict[str, float] | None = None
+) -> str:
     """One run of `experiment_name` holding what a command wrote (its files as artifacts) and the
     code's git state as tags; returns its run id. Report commands log this way."""
     import mlflow

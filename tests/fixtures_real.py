@@ -76,7 +76,7 @@ def draw(width: int, height: int, marker_uv) -> Image.Image:
     pixels = np.empty((height, width, 3), dtype=np.uint8)
     pixels[:] = BACKGROUND
     u, v = (int(round(c)) for c in marker_uv)
-    pixels[max(v - MARKER_HALF, 0):v + MARKER_HALF + 1, max(u - MARKER_HALF, 0):u + MARKER_HALF + 1] = MARKER
+    pixels[max(v - MARKER_HALF, 0) : v + MARKER_HALF + 1, max(u - MARKER_HALF, 0) : u + MARKER_HALF + 1] = MARKER
     return Image.fromarray(pixels)
 
 
@@ -121,14 +121,13 @@ def write_rhd(root) -> dict:
         xyz = np.concatenate([reorder(left, RHD_NAMES), reorder(right, RHD_NAMES)])
         vis = np.concatenate([reorder(vis_l[:, None], RHD_NAMES), reorder(vis_r[:, None], RHD_NAMES)])[:, 0]
         uv_vis = np.concatenate([project(K, xyz), vis[:, None].astype(np.float64)], axis=1)
-        anno[i] = {"xyz": (xyz / 1000.0).astype(np.float32), "uv_vis": uv_vis.astype(np.float32),
-                   "K": K.astype(np.float32)}
+        anno[i] = {"xyz": (xyz / 1000.0).astype(np.float32), "uv_vis": uv_vis.astype(np.float32), "K": K.astype(np.float32)}
         chosen = left if i != 1 else right
         draw(320, 320, project(K, chosen)[leftmost_joint(K, chosen)]).save(folder / "color" / f"{i:05d}.png")
         labels = np.zeros(320 * 320, dtype=np.uint8)
         labels[:1000] = 1  # the person's body: neither hand
-        labels[1000:1000 + px_l] = 5
-        labels[2000:2000 + px_r] = 20
+        labels[1000 : 1000 + px_l] = 5
+        labels[2000 : 2000 + px_r] = 20
         Image.fromarray(labels.reshape(320, 320), mode="L").save(folder / "mask" / f"{i:05d}.png")
         written.append({"K": K, "left": left, "right": right, "visible_left": vis_l, "visible_right": vis_r})
     with (folder / "anno_evaluation.pickle").open("wb") as f:

@@ -3,9 +3,9 @@ and what was expected; and a synthetic dataset never renders into --data-root.""
 
 from types import SimpleNamespace
 
+import fixtures_real as fx
 import pytest
 
-import fixtures_real as fx
 from repro.cli import main
 from repro.data.errors import DataError
 from repro.data.registry import dataset_entry, dataset_root, is_synthetic

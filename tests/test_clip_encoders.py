@@ -143,4 +143,3 @@ def test_synthclip_from_checkpoint(tmp_path):
     texts = encoder.encode_texts(all_prompts()[:5])
     assert texts.shape == (5, 256)
     torch.testing.assert_close(texts.norm(dim=1), torch.ones(5))
-

@@ -12,10 +12,10 @@ from repro.cli import main
 from repro.clip import pretrain as pretrain_module
 from repro.clip.encoders import build_encoder
 from repro.clip.pretrain import fresh_caption, pretrain, recipe, reusable_manifest
-from repro.clip.synthclip import PRESETS, Recipe
 from repro.clip.prompts import HANDS, HEADS, all_prompts
-from repro.files import file_sha256
+from repro.clip.synthclip import PRESETS, Recipe
 from repro.clip.zeroshot import evaluate
+from repro.files import file_sha256
 
 
 def test_fresh_captions_name_backdrop_or_lighting():
@@ -58,7 +58,10 @@ def test_pretrain_logs_stores_and_reuses(repro_cache, tmp_path, monkeypatch, cap
     monkeypatch.setenv("REPRO_MLRUNS", str(tmp_path / "mlruns"))
     tiny = Recipe("tiny")
     preset = tiny.training
-    train_set, val_set = _fake_open_dataset("synth-clip", split="train", n=preset.n_train), _fake_open_dataset("synth-clip", split="val", n=preset.n_val)
+    train_set, val_set = (
+        _fake_open_dataset("synth-clip", split="train", n=preset.n_train),
+        _fake_open_dataset("synth-clip", split="val", n=preset.n_val),
+    )
     manifest, reused = pretrain(train_set, val_set, tiny)
 
     assert not reused

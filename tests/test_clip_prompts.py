@@ -43,7 +43,8 @@ TABLE_4 = [
     "a photo of light beige right hand with sky blue background",
     "a image of pale yellow right hand with orange background",
     "a image of brown hand with white room",
-    "a photo of right pale yellow hand with yellow background",]
+    "a photo of right pale yellow hand with yellow background",
+]
 
 
 def test_table_4_has_35_sentences():
@@ -75,7 +76,13 @@ def test_fixed_order_and_parts_align():
 
 
 def test_vocabulary_sizes():
-    assert (len(prompts.HEADS), len(prompts.HAND_COLOURS), len(prompts.HANDS), len(prompts.COLOUR_SLOTS), len(prompts.SCENES)) == (7, 7, 2, 20, 2)
+    assert (len(prompts.HEADS), len(prompts.HAND_COLOURS), len(prompts.HANDS), len(prompts.COLOUR_SLOTS), len(prompts.SCENES)) == (
+        7,
+        7,
+        2,
+        20,
+        2,
+    )
     assert len(prompts.BACKDROPS) == 17 and not set(prompts.BACKDROPS) & set(prompts.LIGHTING_WORDS)
     assert set(prompts.BACKDROPS) | set(prompts.LIGHTING_WORDS) == set(prompts.COLOUR_SLOTS)
 

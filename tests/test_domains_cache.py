@@ -23,7 +23,9 @@ def cache(tmp_path, monkeypatch):
 def test_every_split_of_every_domain_has_its_own_seed():
     seeds = [split_seed(d, s) for d in DOMAINS.values() for s in d.splits]
     assert len(seeds) == len(set(seeds))
-    assert split_seed(DOMAINS["synth-clip"], "train") not in {split_seed(d, s) for n, d in DOMAINS.items() if n != "synth-clip" for s in d.splits}
+    assert split_seed(DOMAINS["synth-clip"], "train") not in {
+        split_seed(d, s) for n, d in DOMAINS.items() if n != "synth-clip" for s in d.splits
+    }
 
 
 def test_targets_show_styles_the_source_never_shows_from_views_it_does():

@@ -12,11 +12,11 @@ from mlflow.tracking import MlflowClient
 
 from repro.cli import main
 from repro.clip import synthclip
+from repro.clip.features import mix_features
 from repro.clip.prompts import all_prompts
 from repro.data.errors import DataError
 from repro.report import fig4_retrieval as fig4
 from repro.report.curves import select_runs
-from repro.clip.features import mix_features
 from repro.report.fig3_tsne import coverage, median_bandwidth, mmd2, nn_aug_share
 from repro.report.figures import EXPERIMENT as FIGURES
 from repro.tracking import experiment
@@ -84,7 +84,9 @@ def test_carries_reads_hand_colour_backdrop_and_lighting():
 
 
 def test_pairs_move_the_query_to_a_style_the_gallery_shows():
-    rich = [_style(COLOURS[i % 3], backdrop=("green", "flower", "lake")[(i // 3) % 3], lighting=("bright", "normal")[i % 2]) for i in range(12)]
+    rich = [
+        _style(COLOURS[i % 3], backdrop=("green", "flower", "lake")[(i // 3) % 3], lighting=("bright", "normal")[i % 2]) for i in range(12)
+    ]
     pairs = fig4.draw_pairs(rich, 60, seed=3)
     assert pairs == fig4.draw_pairs(rich, 60, seed=3)  # seeded
     prompts = set(all_prompts())
@@ -161,7 +163,11 @@ def test_fig3_writes_png_csv_json_and_logs_a_run(store, checkpoint, tmp_path, ca
     run, artifacts = _figure_run(printed["mlflow_run_id"])
     assert {"fig3_tsne.png", "fig3_tsne.csv", "fig3_coverage.json"} <= artifacts and (out / "fig3_tsne.png").stat().st_size > 0
     assert run.data.params["n"] == "24" and run.data.params["ratio"] == "0.5"
-    assert run.data.tags["clip_weights_digest"] == written["clip_weights_digest"] and set(written["data_digests"]) == {"synth-frei", "synth-stb", "synth-rhd"}
+    assert run.data.tags["clip_weights_digest"] == written["clip_weights_digest"] and set(written["data_digests"]) == {
+        "synth-frei",
+        "synth-stb",
+        "synth-rhd",
+    }
     assert run.data.metrics["coverage/synth-stb/nn_aug_share"] == pytest.approx(written["coverage"]["synth-stb"]["nn_aug_share"])
 
 
@@ -185,11 +191,17 @@ def _fake_training_run(exp, preset, tags=None, epe=40.0):
     with mlflow.start_run(experiment_id=exp, run_name=f"{preset}-fake") as run:
         mlflow.set_tags({"preset": preset, **(tags or {})})
         for epoch in (1, 2, 3):
-            mlflow.log_metrics({"train/loss": 1 / epoch, "train/heat": 0.5 / epoch, "train/pose": 0.4 / epoch, "train/con": 0.1}, step=epoch)
+            mlflow.log_metrics(
+                {"train/loss": 1 / epoch, "train/heat": 0.5 / epoch, "train/pose": 0.4 / epoch, "train/con": 0.1}, step=epoch
+            )
         mlflow.log_metrics({"val/epe_mm": epe, "synth-stb/epe_mm": epe + 5, "synth-rhd/epe_mm": epe + 9})
         thresholds = torch.linspace(0, 50, 11)
-        mlflow.log_table(pd.DataFrame({"threshold_mm": thresholds, "pck/val": thresholds / 50, "pck/synth-stb": thresholds / 60,
-                                       "pck/synth-rhd": thresholds / 70}), artifact_file="pck_curves.json")  # fmt: skip
+        mlflow.log_table(
+            pd.DataFrame(
+                {"threshold_mm": thresholds, "pck/val": thresholds / 50, "pck/synth-stb": thresholds / 60, "pck/synth-rhd": thresholds / 70}
+            ),
+            artifact_file="pck_curves.json",
+        )
     return run.info.run_id
 
 

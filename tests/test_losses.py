@@ -32,9 +32,7 @@ def test_contrastive_triplet_clamps_at_zero():
     assert loss.item() == pytest.approx(1.9 / 3, abs=1e-6)
     far = E1 * 100.0
     assert contrastive_loss(far, far, NEG, variant="triplet").item() == 0.0
-    assert contrastive_loss(E1, E2, NEG, variant="triplet", margin=0.0).item() == pytest.approx(
-        (0.2 + 0.7 + 0.0) / 3, abs=1e-6
-    )
+    assert contrastive_loss(E1, E2, NEG, variant="triplet", margin=0.0).item() == pytest.approx((0.2 + 0.7 + 0.0) / 3, abs=1e-6)
 
 
 def test_contrastive_gradients_reach_anchor_positive_negative():

@@ -14,23 +14,72 @@ PAPER = ModelConfig(input_size=256, width=1.0)
 # Supplement Table 1 at 256 px, width 1: layer -> output shape without the batch, (C, H, W) or (C,).
 # L17 is the input of fc_e2 (concat(h, f_CLIP)); L19 is the pair (e1, e2), each 512, fed to the ProjectionHead.
 TABLE1 = {
-    1: (64, 256, 256), 2: (64, 256, 256), 3: (64, 128, 128), 4: (128, 128, 128), 5: (128, 128, 128),
-    6: (128, 64, 64), 7: (256, 64, 64), 8: (256, 64, 64), 9: (256, 64, 64), 10: (256, 64, 64), 11: (256, 32, 32),
-    12: (512, 16, 16), 13: (1024, 8, 8), 14: (1024, 1, 1), 15: (1024,), 16: (512,), 17: (1024 + 512,), 18: (512,),
-    19: (512,), 20: (512, 32, 32), 21: (512, 32, 32), 22: (256, 32, 32), 23: (256, 32, 32), 24: (256, 32, 32),
-    25: (256, 32, 32), 26: (128, 32, 32), 27: (512, 32, 32), 28: (21, 32, 32), 29: (149, 32, 32),
-    **{layer: (128, 32, 32) for layer in range(30, 37)}, 37: (21, 32, 32), 38: (149, 32, 32),
-    **{layer: (128, 32, 32) for layer in range(39, 45)}, 45: (21, 32, 32),
-}  # fmt: skip
+    1: (64, 256, 256),
+    2: (64, 256, 256),
+    3: (64, 128, 128),
+    4: (128, 128, 128),
+    5: (128, 128, 128),
+    6: (128, 64, 64),
+    7: (256, 64, 64),
+    8: (256, 64, 64),
+    9: (256, 64, 64),
+    10: (256, 64, 64),
+    11: (256, 32, 32),
+    12: (512, 16, 16),
+    13: (1024, 8, 8),
+    14: (1024, 1, 1),
+    15: (1024,),
+    16: (512,),
+    17: (1024 + 512,),
+    18: (512,),
+    19: (512,),
+    20: (512, 32, 32),
+    21: (512, 32, 32),
+    22: (256, 32, 32),
+    23: (256, 32, 32),
+    24: (256, 32, 32),
+    25: (256, 32, 32),
+    26: (128, 32, 32),
+    27: (512, 32, 32),
+    28: (21, 32, 32),
+    29: (149, 32, 32),
+    **{layer: (128, 32, 32) for layer in range(30, 37)},
+    37: (21, 32, 32),
+    38: (149, 32, 32),
+    **{layer: (128, 32, 32) for layer in range(39, 45)},
+    45: (21, 32, 32),
+}
 # Table 2, stream A (L1-L11) and stream B (L1-L15), each numbered from 1.
 TABLE2_A = {
-    1: (21, 32, 32), 2: (32, 16, 16), 3: (64, 16, 16), 4: (64, 8, 8), 5: (128, 8, 8), 6: (128, 4, 4),
-    7: (2048,), 8: (512,), 9: (512,), 10: (63,), 11: (21, 3),
-}  # fmt: skip
+    1: (21, 32, 32),
+    2: (32, 16, 16),
+    3: (64, 16, 16),
+    4: (64, 8, 8),
+    5: (128, 8, 8),
+    6: (128, 4, 4),
+    7: (2048,),
+    8: (512,),
+    9: (512,),
+    10: (63,),
+    11: (21, 3),
+}
 TABLE2_B = {
-    1: (64, 32, 32), 2: (64, 16, 16), 3: (128, 16, 16), 4: (128, 8, 8), 5: (256, 8, 8), 6: (256, 4, 4),
-    7: (256,), 8: (128,), 9: (128,), 10: (1,), 11: (128,), 12: (1,), 13: (128,), 14: (1,), 15: (3,),
-}  # fmt: skip
+    1: (64, 32, 32),
+    2: (64, 16, 16),
+    3: (128, 16, 16),
+    4: (128, 8, 8),
+    5: (256, 8, 8),
+    6: (256, 4, 4),
+    7: (256,),
+    8: (128,),
+    9: (128,),
+    10: (1,),
+    11: (128,),
+    12: (1,),
+    13: (128,),
+    14: (1,),
+    15: (3,),
+}
 
 # Which Table 1 layers each Sequential of f_H2D holds, one module per layer: a stage with a layer too
 # many or too few fails here (stage 3 once had 7 conv128 where the table lists 6).
@@ -59,15 +108,23 @@ def _inputs(model: HandPoseModel) -> dict:
     """(table, layer) -> the module that consumes that layer, for the concat / flatten / fan-out rows."""
     h, b2, pp = model.h2d, model.h2d.branch2, model.pose_prior
     return {
-        ("T1", 15): b2.fc_e1, ("T1", 17): b2.fc_e2, ("T1", 19): b2.projection, ("T1", 29): h.stage2[0],
-        ("T1", 38): h.stage3[0], ("A", 7): pp.fc_a[0], ("B", 9): pp.ux, ("B", 11): pp.uy, ("B", 13): pp.uz,
-    }  # fmt: skip
+        ("T1", 15): b2.fc_e1,
+        ("T1", 17): b2.fc_e2,
+        ("T1", 19): b2.projection,
+        ("T1", 29): h.stage2[0],
+        ("T1", 38): h.stage3[0],
+        ("A", 7): pp.fc_a[0],
+        ("B", 9): pp.ux,
+        ("B", 11): pp.uy,
+        ("B", 13): pp.uz,
+    }
 
 
 def _record(modules: dict, inputs: bool = False):
     """Forward hooks: key -> the shapes (batch dropped) of every call's output (or first input)."""
     shapes, handles = {}, []
     for key, mod in modules.items():
+
         def hook(_m, args, out, key=key):
             shapes.setdefault(key, []).append(tuple((args[0] if inputs else out).shape[1:]))
 
@@ -149,8 +206,13 @@ def test_table2_shapes(paper_run):
 def test_layer_map_covers_every_parameter(paper_run):
     """The modules mapped to Table 1-2 rows (plus the ProjectionHead) hold every parameter: none left unnumbered."""
     model = paper_run[0]
-    mapped = list(_modules(model).values()) + [model.h2d.branch2.projection, model.pose_prior.fc_a[0], model.pose_prior.fc_a[2],
-                                               model.pose_prior.fc_b[0], model.pose_prior.fc_b[2]]  # fmt: skip
+    mapped = list(_modules(model).values()) + [
+        model.h2d.branch2.projection,
+        model.pose_prior.fc_a[0],
+        model.pose_prior.fc_a[2],
+        model.pose_prior.fc_b[0],
+        model.pose_prior.fc_b[2],
+    ]
     n = lambda mods: sum(p.numel() for m in mods for p in m.parameters())  # noqa: E731
     assert n(mapped) == n([model])
 

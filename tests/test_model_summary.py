@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
+from test_model_shapes import TABLE1, TABLE2_A, TABLE2_B
 
 from repro.cli import main
 from repro.model.hand_pose import HandPoseModel
 from repro.model.summary import LAYERS, TABLES, build_model, parameter_totals, summary_rows
 from repro.presets import preset_config
-from test_model_shapes import TABLE1, TABLE2_A, TABLE2_B
 
 
 def _hwc(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -36,8 +36,17 @@ def test_paper_rows_are_table1(paper):
     for layer, shape in TABLE1.items():
         expected = (1024,) if layer == 19 else _hwc(shape)  # L19: e1 and e2, 512 + 512
         assert got[layer].shape == expected, f"L{layer}: {got[layer].shape}"
-    dims = {11: "32x32x256", 13: "8x8x1024", 14: "1x1x1024", 17: "1024 + 512", 19: "512 + 512", 29: "32x32x149",
-            38: "32x32x149", 44: "32x32x128", 45: "32x32x21"}  # fmt: skip
+    dims = {
+        11: "32x32x256",
+        13: "8x8x1024",
+        14: "1x1x1024",
+        17: "1024 + 512",
+        19: "512 + 512",
+        29: "32x32x149",
+        38: "32x32x149",
+        44: "32x32x128",
+        45: "32x32x21",
+    }
     assert {layer: got[layer].dims for layer in dims} == dims
     assert [r.dims for r in rows if r.table == "f_H2D" and r.number is None] == ["256x256x3", "512", "128"]  # input, ProjectionHead
 
@@ -60,15 +69,24 @@ def test_kernels_and_strides(paper):
     assert [(h2d[n].kernel, h2d[n].stride) for n in (3, 6, 11, 12, 13, 14)] == [("2x2", 2)] * 3 + [("3x3", 2)] * 2 + [("8x8", None)]
     for stream in (a, b):
         assert [(stream[n].kernel, stream[n].stride) for n in range(1, 7)] == [("3x3", 1), ("3x3", 2)] * 3
-    assert all(r.kernel is None and r.stride is None for r in rows if "Linear" in r.operation or ("Input: (L" in r.operation and "Conv" not in r.operation))
+    assert all(
+        r.kernel is None and r.stride is None
+        for r in rows
+        if "Linear" in r.operation or ("Input: (L" in r.operation and "Conv" not in r.operation)
+    )
 
 
 def test_totals_are_the_modules_parameters(paper):
     model, rows = paper
     n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     totals = parameter_totals(model)
-    assert totals == {"f_H2D": n(model.h2d), "Branch2": n(model.h2d.branch2), "f_PP": n(model.pose_prior), "all": n(model),
-                      "test": n(model) - n(model.h2d.branch2)}  # fmt: skip
+    assert totals == {
+        "f_H2D": n(model.h2d),
+        "Branch2": n(model.h2d.branch2),
+        "f_PP": n(model.pose_prior),
+        "all": n(model),
+        "test": n(model) - n(model.h2d.branch2),
+    }
     # every parameter sits on exactly one row
     assert sum(r.params for r in rows if r.table == "f_H2D") == totals["f_H2D"]
     assert sum(r.params for r in rows if r.table != "f_H2D") == totals["f_PP"]
@@ -118,8 +136,16 @@ def test_cli_json_has_one_record_per_layer(capsys):
     assert [(r["table"], r["layer"]) for r in rows] == [(t, n) for t, n, _, _ in LAYERS]
     assert sum(r["params"] for r in rows) == records[-1]["totals"]["all"]
     l1 = rows[1]
-    assert l1 == {"table": "f_H2D", "layer": 1, "operation": "Conv. + LeakyReLU", "kernel": "3x3", "stride": 1,
-                  "shape": [32, 32, 4], "dims": "32x32x4", "params": 3 * 4 * 9 + 4}  # fmt: skip
+    assert l1 == {
+        "table": "f_H2D",
+        "layer": 1,
+        "operation": "Conv. + LeakyReLU",
+        "kernel": "3x3",
+        "stride": 1,
+        "shape": [32, 32, 4],
+        "dims": "32x32x4",
+        "params": 3 * 4 * 9 + 4,
+    }
 
 
 def test_cli_default_preset_and_unknown_preset(capsys):

@@ -64,8 +64,9 @@ def test_rodrigues_ninety_degrees_and_continuity():
     r = rodrigues(torch.tensor([[0.0, 0.0, math.pi / 2]], dtype=torch.float64))[0]
     expected = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
     assert torch.allclose(r, expected, atol=1e-12)
-    assert torch.allclose(r @ torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64),
-                          torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), atol=1e-12)  # fmt: skip
+    assert torch.allclose(
+        r @ torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), atol=1e-12
+    )
     # either side of the Taylor switch agree
     small = torch.tensor([[0.0, 0.0, 0.99e-4], [0.0, 0.0, 1.01e-4]], dtype=torch.float64)
     r = rodrigues(small)

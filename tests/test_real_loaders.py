@@ -4,13 +4,13 @@ import json
 import os
 import pickle
 
+import fixtures_real as fx
 import numpy as np
 import pytest
 import scipy.io
 import torch
 from PIL import Image
 
-import fixtures_real as fx
 from repro.cli import main
 from repro.data.errors import DataError
 from repro.data.geometry import crop_intrinsics, project
@@ -85,8 +85,7 @@ def test_freihand_training_maps_each_image_to_pose_modulo_count(freihand_root):
         pose = written["xyz_mm"]["training"][i % 2]
         np.testing.assert_allclose(sample.xyz.numpy(), pose, atol=1e-3)
         assert sample.visible.all()
-        assert sample.meta == {"file": str(root / "training" / "rgb" / f"{i:08d}.jpg"), "index": i,
-                               "annotation": i % 2, "mirrored": False}
+        assert sample.meta == {"file": str(root / "training" / "rgb" / f"{i:08d}.jpg"), "index": i, "annotation": i % 2, "mirrored": False}
         check_marker(sample, fx.leftmost_joint(written["K"], pose), mirrored=False)
 
 
@@ -168,8 +167,12 @@ def test_stb_reorders_adds_the_wrist_moves_to_the_colour_camera_and_mirrors(stb_
         hand = written["hands"][seq][frame]
         # the fixture's wrist comes back exactly: the palm it wrote is the wrist/middle-MCP midpoint
         np.testing.assert_allclose(sample.xyz.numpy(), hand * MIRROR, atol=1e-3)
-        assert sample.meta == {"file": str(root / "images" / seq / f"SK_color_{frame}.png"), "index": frame,
-                               "sequence": seq, "mirrored": True}
+        assert sample.meta == {
+            "file": str(root / "images" / seq / f"SK_color_{frame}.png"),
+            "index": frame,
+            "sequence": seq,
+            "mirrored": True,
+        }
         check_marker(sample, fx.leftmost_joint(written["K"], hand), mirrored=True)
 
 

@@ -9,11 +9,11 @@ import re
 import statistics
 from pathlib import Path
 
+import fake_trainer
 import pytest
+from fixtures_clip import save_random_open_clip
 from mlflow.tracking import MlflowClient
 
-import fake_trainer
-from fixtures_clip import save_random_open_clip
 from repro.cli import main
 from repro.decisions import DECISIONS
 from repro.presets import preset_config
@@ -113,8 +113,10 @@ def test_report_cells_are_the_mlflow_runs(table4a, tmp_path, capsys, monkeypatch
     printed = capsys.readouterr().out
     assert "no study table5-tiny-" in printed and str(out / "table4a.tiny.tex") in printed
 
-    plan = TablePlan.from_args("table4a", preset_config("tiny", {"clip_checkpoint": flags[3], "epochs": 1, "n_train": 32,
-                                                                 "n_val": 16, "n_test": 16, "batch_size": 8}))  # fmt: skip
+    plan = TablePlan.from_args(
+        "table4a",
+        preset_config("tiny", {"clip_checkpoint": flags[3], "epochs": 1, "n_train": 32, "n_val": 16, "n_test": 16, "batch_size": 8}),
+    )
     ours = _check_report(out, plan)
     assert all(c[col].strip("*").endswith("(n=1)") for c in ours.values() for col in plan.targets)
     # Every training run of the study is listed, and nothing else.
@@ -184,7 +186,7 @@ def test_missing_and_partial_cells(store, tmp_path):
     ours = _check_report(out, plan)
     assert ours["lambda3=1"] == {"STB": "missing", "RHD": "missing"}
     assert ours["lambda3=0.01"]["STB"].strip("*").endswith("(n=1 of 2)") and " ± " in ours["lambda3=0.1"]["STB"]
-    assert "<td class=\"n\">missing</td>" in (out / "table5.tiny.html").read_text()
+    assert '<td class="n">missing</td>' in (out / "table5.tiny.html").read_text()
     assert "0.00 (n=" not in (out / "table5.tiny.md").read_text()
 
 

@@ -43,8 +43,14 @@ def serve(tmp_path):
 
     def start(*args: str) -> subprocess.Popen:
         log = open(tmp_path / f"server-{len(started)}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "repro", *args], cwd=tmp_path, env=dict(os.environ),
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "repro", *args],
+            cwd=tmp_path,
+            env=dict(os.environ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         started.append((proc, log))
         return proc
 

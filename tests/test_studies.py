@@ -12,13 +12,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import fake_trainer
 import optuna
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-import fake_trainer
 from repro.cli import main
 from repro.config import ConfigError
 from repro.data.errors import DataError
@@ -103,7 +103,10 @@ def test_specs_give_21_cell_configs_and_14_distinct(store):
     "text, message",
     [
         ('[[rows]]\nname = "A"\nset = { ratoi = 0.5 }\n', "rows[0] ('A').set: unknown config field 'ratoi'"),
-        ('[[rows]]\nname = "A"\nset = { model.fusion = "product" }\n', "rows[0] ('A').set: config field 'model.fusion' = 'product': expected one of"),
+        (
+            '[[rows]]\nname = "A"\nset = { model.fusion = "product" }\n',
+            "rows[0] ('A').set: config field 'model.fusion' = 'product': expected one of",
+        ),
         ('[[rows]]\nname = "A"\npaper = { LSP = 3.0 }\n', "rows[0] ('A').paper: columns ['LSP'] are not in [columns]"),
         ('seeds = 0\n[[rows]]\nname = "A"\n', ".seeds: expected an integer >= 1"),
         ('[[rows]]\nname = "A"\n[[rows]]\nname = "A"\n', ".rows: row names must be unique"),
@@ -134,7 +137,14 @@ def _run_tiny_study(name: str, tmp_path, capsys, request) -> tuple[str, TablePla
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     request.addfinalizer(lambda: torch.set_num_threads(threads))
-    argv = [name, "--preset", "tiny", "--clip-checkpoint", str(checkpoint), *(f for k, v in TINY_STUDY.items() for f in ("--set", f"{k}={v}"))]
+    argv = [
+        name,
+        "--preset",
+        "tiny",
+        "--clip-checkpoint",
+        str(checkpoint),
+        *(f for k, v in TINY_STUDY.items() for f in ("--set", f"{k}={v}")),
+    ]
     assert main(argv) == 0
     return capsys.readouterr().out, TablePlan.from_args(name, preset_config("tiny", {"clip_checkpoint": str(checkpoint), **TINY_STUDY}))
 
@@ -146,7 +156,10 @@ def test_repro_table4a_tiny_end_to_end(store, tmp_path, capsys, request):
     study = _study(plan)
     baseline = MlflowClient().get_run(next(t for t in study.get_trials() if t.user_attrs["row"] == "Baseline").user_attrs["run_ids"]["STB"])
     floor = baseline.data.metrics
-    assert f"Mean training pose (the constant floor, EPE mm): STB {floor['synth-stb/epe_mean_pose_mm']:.2f}, RHD {floor['synth-rhd/epe_mean_pose_mm']:.2f}" in out
+    assert (
+        f"Mean training pose (the constant floor, EPE mm): STB {floor['synth-stb/epe_mean_pose_mm']:.2f}, RHD {floor['synth-rhd/epe_mean_pose_mm']:.2f}"
+        in out
+    )
     trials = study.get_trials(states=(TrialState.COMPLETE,))
     assert sorted(t.user_attrs["cell"] for t in trials) == sorted(c.key for c in plan.cells()) and len(trials) == 6
     client = MlflowClient()
@@ -183,7 +196,9 @@ def test_repro_styles_tiny_end_to_end(store, tmp_path, capsys, request):
     run = client.get_run(restyled.user_attrs["run_ids"]["STB"])
     assert run.data.params["augment"] == "restyle-contrastive" and "data_digest/restyled" in run.data.tags
     assert run.data.metrics["train/con"] != 0.0  # its positive is the re-rendered view
-    supervised = client.get_run(next(t for t in trials if t.user_attrs["row"] == "Re-rendered style (supervised)").user_attrs["run_ids"]["STB"])
+    supervised = client.get_run(
+        next(t for t in trials if t.user_attrs["row"] == "Re-rendered style (supervised)").user_attrs["run_ids"]["STB"]
+    )
     assert supervised.data.metrics["train/con"] == 0.0 and "data_digest/restyled" in supervised.data.tags
 
 
@@ -255,9 +270,16 @@ def test_a_failed_cell_is_retried(store, capsys):
 
 
 def _fake_env(mlruns: Path, cache: Path, log: Path, sleep: float) -> dict:
-    return {**os.environ, "REPRO_MLRUNS": str(mlruns), "REPRO_CACHE": str(cache), "REPRO_TRAINER": "fake_trainer:train",
-            "REPRO_FAKE_LOG": str(log), "REPRO_FAKE_SLEEP": str(sleep), "HF_HUB_OFFLINE": "1",
-            "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+    return {
+        **os.environ,
+        "REPRO_MLRUNS": str(mlruns),
+        "REPRO_CACHE": str(cache),
+        "REPRO_TRAINER": "fake_trainer:train",
+        "REPRO_FAKE_LOG": str(log),
+        "REPRO_FAKE_SLEEP": str(sleep),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 def _events(log: Path) -> list[tuple[str, str]]:

@@ -55,8 +55,20 @@ def _mlflow_server(folder: Path):
     """`mlflow server` on a free loopback port, started now; yields (uri, wait until it answers)."""
     port = _free_port()
     log = open(folder / "mlflow-server.log", "w")
-    cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
-           "--artifacts-destination", str(folder / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+    cmd = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{folder / 'server.db'}",
+        "--artifacts-destination",
+        str(folder / "server-artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
 
@@ -96,10 +108,15 @@ def _postgres(bindir: Path):
             shutil.chown(path, "postgres")
     port = _free_port()
     try:
-        subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-U", "repro", "--auth=trust", "--no-sync"], check=True, capture_output=True)
+        subprocess.run(
+            as_user + [str(bindir / "initdb"), "-D", str(data), "-U", "repro", "--auth=trust", "--no-sync"], check=True, capture_output=True
+        )
         options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-o", options, "-w", "start"],
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-o", options, "-w", "start"],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql://repro@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True)
@@ -124,15 +141,29 @@ def services(tmp_path):
 def test_two_workers_on_postgresql_run_every_cell_once(services, tmp_path, monkeypatch):
     postgres, mlflow_server = services
     log = tmp_path / "trained.log"
-    env = {**os.environ, "REPRO_TRACKING_URI": mlflow_server, "REPRO_CACHE": str(tmp_path / "cache"), "REPRO_TRAINER": "fake_trainer:train",
-           "REPRO_FAKE_LOG": str(log), "REPRO_FAKE_SLEEP": "1", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+    env = {
+        **os.environ,
+        "REPRO_TRACKING_URI": mlflow_server,
+        "REPRO_CACHE": str(tmp_path / "cache"),
+        "REPRO_TRAINER": "fake_trainer:train",
+        "REPRO_FAKE_LOG": str(log),
+        "REPRO_FAKE_SLEEP": "1",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
     cmd = [sys.executable, "-m", "repro", "table4a", "--preset", "tiny", "--storage", postgres]
     workers = []
     for i in range(2):
         err = open(tmp_path / f"worker{i}.err", "w")
-        workers.append(subprocess.Popen(cmd, env={**env, "REPRO_MLRUNS": str(tmp_path / f"machine{i}" / "mlruns")}, cwd=tmp_path,
-                                        stdout=subprocess.DEVNULL, stderr=err))  # fmt: skip
+        workers.append(
+            subprocess.Popen(
+                cmd,
+                env={**env, "REPRO_MLRUNS": str(tmp_path / f"machine{i}" / "mlruns")},
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        )
         err.close()
     codes = [w.wait(timeout=300) for w in workers]
     assert codes == [0, 0], [(tmp_path / f"worker{i}.err").read_text()[-3000:] for i in range(2)]

@@ -55,7 +55,11 @@ def test_finished_config_is_reused_not_retrained(store, monkeypatch):
     assert again.reused and again.run_id == first.run_id
     assert {k: again.metrics[k] for k in first.metrics} == pytest.approx(first.metrics)
     run = mlflow.tracking.MlflowClient().get_run(first.run_id)
-    assert run.data.tags["config_hash"] == cfg.hash and run.data.tags["run_hash"] == first.run_hash and run.data.params["model.width"] == "0.0625"
+    assert (
+        run.data.tags["config_hash"] == cfg.hash
+        and run.data.tags["run_hash"] == first.run_hash
+        and run.data.params["model.width"] == "0.0625"
+    )
     assert {"git_commit", "git_dirty", "preset", "data_digest/train", "data_digest/val", "data_digest/synth-stb"} <= set(run.data.tags)
     assert len(run.inputs.dataset_inputs) == 8  # source train, val, two targets and their four diagnostic targets
     monkeypatch.setattr(run_module, "train_epoch", loop.train_epoch)
@@ -92,8 +96,23 @@ def test_training_on_the_real_dataset_formats(store, tmp_path, capsys):
     for name, write in (("freihand", fx.write_freihand), ("rhd", fx.write_rhd), ("stb", fx.write_stb)):
         (root / name).mkdir(parents=True)
         write(root / name)
-    argv = ["train", "--preset", "tiny", "--source", "freihand", "--targets", "stb,rhd", "--data-root", str(root),
-            "--set", "mode=baseline", "--set", "batch_size=4", "--set", "epochs=1"]  # fmt: skip
+    argv = [
+        "train",
+        "--preset",
+        "tiny",
+        "--source",
+        "freihand",
+        "--targets",
+        "stb,rhd",
+        "--data-root",
+        str(root),
+        "--set",
+        "mode=baseline",
+        "--set",
+        "batch_size=4",
+        "--set",
+        "epochs=1",
+    ]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["status"] == "FINISHED"
@@ -126,6 +145,8 @@ def test_per_sample_errors_reproduce_the_logged_metrics(store):
         assert epe_summary(errors, visible)["mean"] == pytest.approx(result.metrics[f"{split}/epe_mm"], rel=1e-9)
         assert epe_summary(errors)["mean"] == pytest.approx(result.metrics[f"{split}/epe_all_mm"], rel=1e-9)
         assert auc(pck_curve(errors, visible=visible)) == pytest.approx(result.metrics[f"{split}/auc_20_50"], rel=1e-9)
+
+
 def test_repro_eval_reproduces_the_logged_metrics(store, capsys):
     import json
 

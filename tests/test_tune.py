@@ -8,11 +8,11 @@ builds one uses the `store` fixture: a module-wide cache, never the user's.
 
 from collections import Counter
 
+import fixtures_real as fx
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-import fixtures_real as fx
 from repro.cli import build_parser, main
 from repro.config import ConfigError
 from repro.data.domains import DOMAINS
@@ -60,8 +60,15 @@ def test_all_four_parameters_and_the_papers_names_are_accepted(store):
             assert all(getattr(cfg, k) == v for k, v in point.items()) and cfg.targets == ()
 
 
-@pytest.mark.parametrize("params, size", [(("ratio", "lambda_con"), 16), (("ratio", "lambda_heat"), 12),
-                                          (("lambda_heat", "lambda_pose"), 9), (("lambda_pose", "lambda_con"), 12)])  # fmt: skip
+@pytest.mark.parametrize(
+    "params, size",
+    [
+        (("ratio", "lambda_con"), 16),
+        (("ratio", "lambda_heat"), 12),
+        (("lambda_heat", "lambda_pose"), 9),
+        (("lambda_pose", "lambda_con"), 12),
+    ],
+)
 def test_grid_size_for_two_parameters(store, params, size):
     cells = TunePlan(preset_config("tiny"), folds=3, params=params).cells()
     assert len(cells) == size and len({c.key for c in cells}) == size
@@ -109,8 +116,16 @@ class Groups:
 
 
 def tensors(n: int, dataset) -> SplitTensors:
-    return SplitTensors("toy", "train", torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 3, 2, 2).clone(),
-                        torch.zeros(n, 21, 3), torch.zeros(n, 21, 2), torch.ones(n, 21, dtype=torch.bool), "d", dataset)  # fmt: skip
+    return SplitTensors(
+        "toy",
+        "train",
+        torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 3, 2, 2).clone(),
+        torch.zeros(n, 21, 3),
+        torch.zeros(n, 21, 2),
+        torch.ones(n, 21, dtype=torch.bool),
+        "d",
+        dataset,
+    )
 
 
 def check_grouped(train: SplitTensors, groups: torch.Tensor, folds: int) -> list[torch.Tensor]:

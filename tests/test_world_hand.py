@@ -5,8 +5,21 @@ import pytest
 import torch
 
 from repro.data.joints import BONES, bone_lengths
-from repro.data.world.hand import (BONE_RADII, FINGER_FAN, FINGER_LIMITS, PALM_LENGTH, PALM_THICKNESS, PHALANGES, POSE_MODES,
-                                   THUMB_LIMITS, THUMB_TARGETS, _candidate_joints, hand_joints, sample_hand, stack_params)  # fmt: skip
+from repro.data.world.hand import (
+    BONE_RADII,
+    FINGER_FAN,
+    FINGER_LIMITS,
+    PALM_LENGTH,
+    PALM_THICKNESS,
+    PHALANGES,
+    POSE_MODES,
+    THUMB_LIMITS,
+    THUMB_TARGETS,
+    _candidate_joints,
+    hand_joints,
+    sample_hand,
+    stack_params,
+)
 from repro.data.world.raycast import ray_capsule
 from repro.data.world.render import ray_round_cone, round_cone_normal
 

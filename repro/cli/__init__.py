@@ -13,7 +13,10 @@ COMMAND_MODULES = ("repro.cli.data", "repro.cli.clip", "repro.cli.train", "repro
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="repro", description="Reproduction suite for 'Image-free Domain Generalization via CLIP for 3D Hand Pose Estimation' (WACV 2023).")
+    parser = argparse.ArgumentParser(
+        prog="repro",
+        description="Reproduction suite for 'Image-free Domain Generalization via CLIP for 3D Hand Pose Estimation' (WACV 2023).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         import_module(name).register(sub)

@@ -14,7 +14,11 @@ PROMPTS_HELP = (
 
 
 def _add_clip_options(parser) -> None:
-    parser.add_argument("--clip", default="synthclip", help="CLIP to use: synthclip[:RECIPE] (default synthclip:small, offline; pre-trained on first use), MODEL:TAG (open_clip pretrained, e.g. ViT-B-32:openai) or MODEL with --clip-checkpoint")
+    parser.add_argument(
+        "--clip",
+        default="synthclip",
+        help="CLIP to use: synthclip[:RECIPE] (default synthclip:small, offline; pre-trained on first use), MODEL:TAG (open_clip pretrained, e.g. ViT-B-32:openai) or MODEL with --clip-checkpoint",
+    )
     parser.add_argument("--clip-checkpoint", default=None, type=Path, help="local open_clip state dict for --clip MODEL")
     parser.add_argument("--device", default="cpu", help="torch device for the encoder")
 
@@ -35,8 +39,12 @@ def register(sub) -> None:
     embed.add_argument("--json", action="store_true", help="print one JSON object")
     embed.set_defaults(func=_embed)
 
-    pretrain = cmds.add_parser("pretrain", help="train synthclip:TAG on captioned synthetic renders (each recipe its own checkpoint; reused when stored)")
-    pretrain.add_argument("--preset", default="small", choices=("small", "tiny"), help="small: the default synthclip; tiny: seconds, for smoke tests")
+    pretrain = cmds.add_parser(
+        "pretrain", help="train synthclip:TAG on captioned synthetic renders (each recipe its own checkpoint; reused when stored)"
+    )
+    pretrain.add_argument(
+        "--preset", default="small", choices=("small", "tiny"), help="small: the default synthclip; tiny: seconds, for smoke tests"
+    )
     pretrain.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the preset's)")
     pretrain.add_argument("--batch", type=int, default=None, help="batch size (default: the preset's)")
     pretrain.add_argument("--seed", type=int, default=0)

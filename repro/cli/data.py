@@ -52,8 +52,9 @@ def _root(args):
     from repro.data.registry import is_synthetic
 
     if args.root is not None and is_synthetic(args.dataset):
-        raise DataError(f"dataset {args.dataset!r} is synthetic (rendered into the cache, $REPRO_CACHE): "
-                        f"--root is for the real datasets only; drop it")  # fmt: skip
+        raise DataError(
+            f"dataset {args.dataset!r} is synthetic (rendered into the cache, $REPRO_CACHE): --root is for the real datasets only; drop it"
+        )
     return args.root
 
 

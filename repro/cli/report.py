@@ -16,7 +16,9 @@ REPORT_OUT = Path("reports")
 
 
 def _clip_and_data(parser, ratio: float) -> None:
-    parser.add_argument("--clip", default="synthclip", help="CLIP spec: synthclip (default, offline), MODEL:TAG, or MODEL with --clip-checkpoint")
+    parser.add_argument(
+        "--clip", default="synthclip", help="CLIP spec: synthclip (default, offline), MODEL:TAG, or MODEL with --clip-checkpoint"
+    )
     parser.add_argument("--clip-checkpoint", type=Path, help="local open_clip state dict for --clip")
     parser.add_argument("--ratio", type=float, default=ratio, help=f"r in r * f_CI(x) + (1 - r) * f_CT(t) (default {ratio})")
     parser.add_argument("--n", type=int, default=300, help="images per set (default 300)")
@@ -28,20 +30,28 @@ def _clip_and_data(parser, ratio: float) -> None:
 
 
 def register(sub) -> None:
-    report = sub.add_parser("report", help="every table study of a preset as a paper-style table (Markdown, HTML, LaTeX), "
-                            "with an index of the tables and figures; logged to MLflow")  # fmt: skip
+    report = sub.add_parser(
+        "report",
+        help="every table study of a preset as a paper-style table (Markdown, HTML, LaTeX), "
+        "with an index of the tables and figures; logged to MLflow",
+    )
     config_args(report)  # the config flags of `repro table*`: the same ones find the same studies
     report.add_argument("--storage", help="Optuna storage URL the studies ran on (default: the journal files under mlruns/optuna/)")
     report.add_argument("--out", type=Path, default=REPORT_OUT, help=f"output folder (default {REPORT_OUT}; the index links its figures/)")
     report.set_defaults(func=_report)
 
-    fig3 = sub.add_parser("fig3", help="paper Fig. 3: t-SNE of CLIP-augmented source features vs source and targets, "
-                          "with coverage numbers (nearest-neighbour share, MMD^2)")  # fmt: skip
+    fig3 = sub.add_parser(
+        "fig3",
+        help="paper Fig. 3: t-SNE of CLIP-augmented source features vs source and targets, "
+        "with coverage numbers (nearest-neighbour share, MMD^2)",
+    )
     _clip_and_data(fig3, ratio=0.5)
     fig3.add_argument("--targets", default="synth-stb,synth-rhd", help="comma-separated target datasets, test splits")
     fig3.set_defaults(func=_fig3)
 
-    fig4 = sub.add_parser("fig4", help="paper Fig. 4: retrieval of source images by image+text queries, with precision@k of the prompt's style")
+    fig4 = sub.add_parser(
+        "fig4", help="paper Fig. 4: retrieval of source images by image+text queries, with precision@k of the prompt's style"
+    )
     _clip_and_data(fig4, ratio=0.6)
     fig4.add_argument("--k", type=int, default=8, help="images retrieved per query (default 8)")
     fig4.add_argument("--queries", type=int, default=4, help="query rows drawn (default 4)")
@@ -69,8 +79,17 @@ def register(sub) -> None:
 
 
 def _data_options(args) -> dict:
-    return {"clip": args.clip, "clip_checkpoint": args.clip_checkpoint, "n": args.n, "ratio": args.ratio, "seed": args.seed,
-            "source": args.source, "data_root": args.data_root, "size": args.size, "out": args.out}  # fmt: skip
+    return {
+        "clip": args.clip,
+        "clip_checkpoint": args.clip_checkpoint,
+        "n": args.n,
+        "ratio": args.ratio,
+        "seed": args.seed,
+        "source": args.source,
+        "data_root": args.data_root,
+        "size": args.size,
+        "out": args.out,
+    }
 
 
 def _finish(name: str, options: dict, numbers: dict, files: list) -> int:
@@ -93,8 +112,13 @@ def _report(args) -> int:
         return 1
     for study in absent:
         print(f"no study {study}: not reported")
-    run_id = log_files_run(EXPERIMENT, f"report-{base.preset}", files, {"report": "tables", "preset": base.preset},
-                           {"out": str(args.out), "config_hash": base.hash, "not_reported": ",".join(absent)})  # fmt: skip
+    run_id = log_files_run(
+        EXPERIMENT,
+        f"report-{base.preset}",
+        files,
+        {"report": "tables", "preset": base.preset},
+        {"out": str(args.out), "config_hash": base.hash, "not_reported": ",".join(absent)},
+    )
     print("\n".join(["wrote:", *(f"  {f}" for f in files), f"mlflow run id: {run_id}"]))
     return 0
 

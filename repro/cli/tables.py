@@ -10,8 +10,11 @@ from repro.cli.train import config_args, config_from_args
 def _study_args(parser) -> None:
     config_args(parser)
     parser.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
-    parser.add_argument("--storage", help="Optuna storage URL shared by workers on several machines (e.g. postgresql://user@host/db; "
-                        "with REPRO_TRACKING_URI=http://mlflow-server); default: a journal file under mlruns/optuna/")  # fmt: skip
+    parser.add_argument(
+        "--storage",
+        help="Optuna storage URL shared by workers on several machines (e.g. postgresql://user@host/db; "
+        "with REPRO_TRACKING_URI=http://mlflow-server); default: a journal file under mlruns/optuna/",
+    )
 
 
 def targets_from_args(args) -> list[str] | None:
@@ -37,10 +40,13 @@ def register(sub) -> None:
     _study_args(tune)
     tune.add_argument("--folds", type=int, default=10, help="k of k-fold; folds hold whole pose groups (default 10, the paper's)")
     tune.add_argument("--trials", type=int, help="grid points to evaluate, drawn with a fixed seed (default: all)")
-    tune.add_argument("--params", default="ratio,lambda_heat,lambda_pose,lambda_con",
-                      help="comma-separated parameters to choose, from ratio (r), lambda_heat (lambda1), lambda_pose (lambda2), "
-                           "lambda_con (lambda3) (default: all four, as the paper; 144 grid points x k folds: "
-                           "ratio,lambda_con searches the 16 points of the two the paper ablates)")  # fmt: skip
+    tune.add_argument(
+        "--params",
+        default="ratio,lambda_heat,lambda_pose,lambda_con",
+        help="comma-separated parameters to choose, from ratio (r), lambda_heat (lambda1), lambda_pose (lambda2), "
+        "lambda_con (lambda3) (default: all four, as the paper; 144 grid points x k folds: "
+        "ratio,lambda_con searches the 16 points of the two the paper ablates)",
+    )
     tune.set_defaults(func=_tune)
 
 

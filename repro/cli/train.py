@@ -5,12 +5,21 @@ import json
 
 def config_args(parser) -> None:
     parser.add_argument("--preset", default="small", help="tiny | small | paper (default: small)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, e.g. --set mode=baseline --set model.width=0.5")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set mode=baseline --set model.width=0.5",
+    )
     parser.add_argument("--source", help="training dataset (e.g. synth-frei, freihand)")
     parser.add_argument("--targets", help="comma-separated target datasets (e.g. stb,rhd)")
     parser.add_argument("--data-root", help="folder holding the real datasets (freihand/, stb/, rhd/)")
-    parser.add_argument("--clip", help="CLIP spec: synthclip[:RECIPE] (default: the preset's, synthclip:small; tiny uses synthclip:tiny), MODEL:TAG (e.g. ViT-B-32:openai), or an open_clip model name with --clip-checkpoint")
+    parser.add_argument(
+        "--clip",
+        help="CLIP spec: synthclip[:RECIPE] (default: the preset's, synthclip:small; tiny uses synthclip:tiny), MODEL:TAG (e.g. ViT-B-32:openai), or an open_clip model name with --clip-checkpoint",
+    )
     parser.add_argument("--clip-checkpoint", help="local open_clip state dict for --clip MODEL")
 
 
@@ -31,7 +40,9 @@ def config_from_args(args):
 
 
 def register(sub) -> None:
-    train = sub.add_parser("train", help="train one configuration (reuses a finished run of the same identity: config, data and CLIP weights)")
+    train = sub.add_parser(
+        "train", help="train one configuration (reuses a finished run of the same identity: config, data and CLIP weights)"
+    )
     config_args(train)
     train.set_defaults(func=_train)
 
@@ -51,8 +62,19 @@ def _train(args) -> int:
     from repro.train.run import train_run
 
     result = train_run(config_from_args(args))
-    print(json.dumps({"run_id": result.run_id, "run_hash": result.run_hash, "config_hash": result.config_hash, "status": result.status,
-                      "reused": result.reused, "metrics": result.metrics}, indent=1))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "run_id": result.run_id,
+                "run_hash": result.run_hash,
+                "config_hash": result.config_hash,
+                "status": result.status,
+                "reused": result.reused,
+                "metrics": result.metrics,
+            },
+            indent=1,
+        )
+    )
     return 0 if result.status == "FINISHED" else 1
 
 

@@ -89,7 +89,9 @@ def _check_model_name(model: str) -> None:
     known = open_clip.list_models()
     if model not in known:
         close = difflib.get_close_matches(model, known, n=5)
-        raise ClipError(f"unknown CLIP model {model!r}; did you mean {', '.join(close) or 'synthclip or ViT-B-32'}? (open_clip.list_models() lists all)")
+        raise ClipError(
+            f"unknown CLIP model {model!r}; did you mean {', '.join(close) or 'synthclip or ViT-B-32'}? (open_clip.list_models() lists all)"
+        )
 
 
 def _from_checkpoint(model_name: str, checkpoint: Path, identity: str, device: str) -> OpenClipEncoder:

@@ -94,7 +94,9 @@ def fetch_pretrained(model: str, tag: str) -> tuple[str, dict]:
         return cached, cfg
     host = _source_host(cfg)
     if _offline_env() or not _reachable(host):
-        raise ClipError(f"cannot download CLIP weights {model}:{tag}: {host} is not reachable (or HF_HUB_OFFLINE is set) and no local copy is cached; {OFFLINE_HINT}")
+        raise ClipError(
+            f"cannot download CLIP weights {model}:{tag}: {host} is not reachable (or HF_HUB_OFFLINE is set) and no local copy is cached; {OFFLINE_HINT}"
+        )
     try:
         return open_clip.download_pretrained(cfg), cfg
     except Exception as err:  # open_clip raises bare RuntimeError/FileNotFoundError/URLError here

@@ -22,8 +22,8 @@ import torch
 from tqdm import tqdm
 
 from repro.clip import prompts, synthclip
-from repro.clip.synthclip import Preset, Recipe
 from repro.clip.preprocess import normalise, resize
+from repro.clip.synthclip import Preset, Recipe
 from repro.files import building, file_sha256, save_tensor, write_json
 
 EXPERIMENT = "clip-pretrain"
@@ -166,8 +166,16 @@ def _pretrain(train_set: Sequence, val_set: Sequence, wanted: Recipe, device: st
 
     with run:
         mlflow.set_tag("synthclip_tag", wanted.tag)
-        mlflow.log_params({"tag": wanted.tag, "train_data": record["train_data"], "val_data": record["val_data"],
-                           "seed": wanted.seed, "device": device, **asdict(preset)})  # fmt: skip
+        mlflow.log_params(
+            {
+                "tag": wanted.tag,
+                "train_data": record["train_data"],
+                "val_data": record["val_data"],
+                "seed": wanted.seed,
+                "device": device,
+                **asdict(preset),
+            }
+        )
         mlflow.log_dict(record["model_config"], "model_config.json")
         model = train(train_set, preset, wanted.seed, device, on_loss=log_loss)
         save_tensor(model.cpu().state_dict(), wanted.checkpoint_path())

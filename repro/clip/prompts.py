@@ -20,9 +20,20 @@ from repro.data.world.vocabulary import BACKDROPS, HAND_COLOURS, HANDS, HEADS, L
 from repro.data.world.vocabulary import SLOT_WORDS as COLOUR_SLOTS
 
 __all__ = [
-    "HEADS", "HAND_COLOURS", "HANDS", "COLOUR_SLOTS", "SCENES", "BACKDROPS", "LIGHTING_WORDS", "N_PROMPTS",
-    "PromptParts", "caption", "all_parts", "all_prompts", "unique_prompts",
-]  # fmt: skip
+    "HEADS",
+    "HAND_COLOURS",
+    "HANDS",
+    "COLOUR_SLOTS",
+    "SCENES",
+    "BACKDROPS",
+    "LIGHTING_WORDS",
+    "N_PROMPTS",
+    "PromptParts",
+    "caption",
+    "all_parts",
+    "all_prompts",
+    "unique_prompts",
+]
 
 N_PROMPTS = len(HEADS) * len(HAND_COLOURS) * len(HANDS) * len(COLOUR_SLOTS) * len(SCENES)
 

@@ -87,8 +87,14 @@ class Recipe:
     def key(self) -> dict:
         """Everything the weights are a function of, before any data is rendered."""
         world = hashlib.sha256(repr(domains.get_domain("synth-clip")).encode()).hexdigest()[:16]
-        return {"recipe_version": RECIPE_VERSION, "generator_version": domains.GENERATOR_VERSION, "synth_clip_spec": world,
-                "model_config": model_config(), "training": asdict(self.training), "seed": self.seed}  # fmt: skip
+        return {
+            "recipe_version": RECIPE_VERSION,
+            "generator_version": domains.GENERATOR_VERSION,
+            "synth_clip_spec": world,
+            "model_config": model_config(),
+            "training": asdict(self.training),
+            "seed": self.seed,
+        }
 
     def directory(self) -> Path:
         digest = hashlib.sha256(json.dumps(self.key(), sort_keys=True).encode()).hexdigest()[:12]
@@ -108,7 +114,9 @@ def parse_tag(tag: str | None) -> Recipe:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in TAG_KEYS or not value.isdigit():
-            raise ClipError(f"bad synthclip tag {tag!r}: expected PRESET[,KEY=N...] with KEY one of {', '.join(TAG_KEYS)}, e.g. small,seed=1")
+            raise ClipError(
+                f"bad synthclip tag {tag!r}: expected PRESET[,KEY=N...] with KEY one of {', '.join(TAG_KEYS)}, e.g. small,seed=1"
+            )
         values[key] = int(value)
     return Recipe(preset, **values)
 

@@ -79,7 +79,9 @@ def render_batches(domain_name: str, split: str, start: int, stop: int, size: in
     context.set_forkserver_preload(["repro.data.synthetic"])
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
         n = len(ranges)
-        yield from map(_canonical, pool.map(_render_batch, [domain_name] * n, [split] * n, [b for b, _ in ranges], [e for _, e in ranges], [size] * n))
+        yield from map(
+            _canonical, pool.map(_render_batch, [domain_name] * n, [split] * n, [b for b, _ in ranges], [e for _, e in ranges], [size] * n)
+        )
 
 
 def _concat(parts: list[dict]) -> dict:
@@ -96,8 +98,15 @@ def split_dir(domain: str, split: str, n: int, size: int, root: Path | None = No
 
 
 def _wanted(domain, split: str, n: int, size: int) -> dict:
-    return {"domain": domain.name, "split": split, "n": n, "size": size, "generator_version": domains.GENERATOR_VERSION,
-            "seed": split_seed(domain, split), "spec_digest": _spec_digest(domain)}  # fmt: skip
+    return {
+        "domain": domain.name,
+        "split": split,
+        "n": n,
+        "size": size,
+        "generator_version": domains.GENERATOR_VERSION,
+        "seed": split_seed(domain, split),
+        "spec_digest": _spec_digest(domain),
+    }
 
 
 def _valid_manifest(path: Path, wanted: dict) -> dict | None:
@@ -114,8 +123,9 @@ def _valid_manifest(path: Path, wanted: dict) -> dict | None:
     return manifest
 
 
-def build_domain(domain_name: str, split: str, n: int | None = None, size: int | None = None, root: Path | None = None,
-                 workers: int | None = None) -> Path:  # fmt: skip
+def build_domain(
+    domain_name: str, split: str, n: int | None = None, size: int | None = None, root: Path | None = None, workers: int | None = None
+) -> Path:
     """Render (domain, split) into the cache unless a matching cache exists; returns its directory.
     `workers`: render processes (default: default_workers)."""
     domain = get_domain(domain_name)

@@ -20,9 +20,7 @@ MIDDLE_PIP = 10
 PINKY_MCP = 17
 
 # (parent, child) for the 20 bones: wrist to each finger base, then along each finger.
-BONES = tuple(
-    (WRIST if k == 0 else 1 + 4 * f + k - 1, 1 + 4 * f + k) for f in range(5) for k in range(4)
-)
+BONES = tuple((WRIST if k == 0 else 1 + 4 * f + k - 1, 1 + 4 * f + k) for f in range(5) for k in range(4))
 
 
 ROOT = "palm centre (midpoint of wrist and middle MCP)"  # the evaluation root (repro.decisions)

@@ -36,8 +36,7 @@ DATASETS: dict[str, DatasetEntry] = {}
 _BUILTIN_MODULES = ("repro.data.synthetic", "repro.data.real.freihand", "repro.data.real.rhd", "repro.data.real.stb")
 
 
-def register_dataset(name: str, *, needs_root: bool, synthetic: bool, splits: tuple[str, ...], default_split: str,
-                     description: str):  # fmt: skip
+def register_dataset(name: str, *, needs_root: bool, synthetic: bool, splits: tuple[str, ...], default_split: str, description: str):
     def wrap(factory: Factory) -> Factory:
         if name in DATASETS:
             raise ValueError(f"dataset {name!r} registered twice")
@@ -76,7 +75,9 @@ def dataset_root(name: str, data_root: str | Path | None) -> Path | None:
     return Path(data_root) / name
 
 
-def open_dataset(name: str, root: str | Path | None = None, split: str | None = None, n: int | None = None, size: int = DEFAULT_SIZE) -> Sequence[HandSample]:
+def open_dataset(
+    name: str, root: str | Path | None = None, split: str | None = None, n: int | None = None, size: int = DEFAULT_SIZE
+) -> Sequence[HandSample]:
     """Open dataset `name` with crops of `size` px; real datasets need `root`, synthetic ones render
     (or read their cache)."""
     entry = dataset_entry(name)

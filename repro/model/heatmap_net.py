@@ -27,7 +27,6 @@ from repro.data.joints import N_JOINTS
 from repro.model.config import ModelConfig
 
 
-
 def conv_block(cin: int, cout: int, slope: float, stride: int = 1, act: bool = True) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, stride=stride, padding=1)]
     if act:
@@ -89,11 +88,18 @@ class HeatmapNet(nn.Module):
         c, s = cfg.ch, cfg.leaky_slope
         pool = lambda: nn.MaxPool2d(2, 2)  # noqa: E731
         self.trunk = nn.Sequential(
-            conv_block(3, c(64), s), conv_block(c(64), c(64), s), pool(),  # L1-L3
-            conv_block(c(64), c(128), s), conv_block(c(128), c(128), s), pool(),  # L4-L6
-            conv_block(c(128), c(256), s), conv_block(c(256), c(256), s),  # L7-L8
-            conv_block(c(256), c(256), s), conv_block(c(256), c(256), s), pool(),  # L9-L11
-        )  # fmt: skip
+            conv_block(3, c(64), s),
+            conv_block(c(64), c(64), s),
+            pool(),  # L1-L3
+            conv_block(c(64), c(128), s),
+            conv_block(c(128), c(128), s),
+            pool(),  # L4-L6
+            conv_block(c(128), c(256), s),
+            conv_block(c(256), c(256), s),  # L7-L8
+            conv_block(c(256), c(256), s),
+            conv_block(c(256), c(256), s),
+            pool(),  # L9-L11
+        )
         widths = [c(512), c(512), c(256), c(256), c(256), c(256), c(128)]  # L20-L26
         layers, cin = [], c(256)
         for w in widths:

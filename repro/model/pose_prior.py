@@ -15,9 +15,9 @@ stride-2 convs with padding 1: n -> ceil(n / 2), i.e. 32 -> 4 at 256 px, never b
 import torch
 from torch import nn
 
+from repro.data.joints import N_JOINTS
 from repro.geometry3d import rodrigues
 from repro.model.config import ModelConfig
-from repro.data.joints import N_JOINTS
 from repro.model.heatmap_net import conv_block
 
 
@@ -40,15 +40,19 @@ class PosePrior(nn.Module):
         side = _down(_down(_down(cfg.heatmap_size)))
         self.conv_a = _stream(N_JOINTS, [c(21), c(32), c(64), c(64), c(128), c(128)], s)
         self.fc_a = nn.Sequential(
-            nn.Linear(c(128) * side * side, c(512)), nn.LeakyReLU(s),
-            nn.Linear(c(512), c(512)), nn.LeakyReLU(s),
+            nn.Linear(c(128) * side * side, c(512)),
+            nn.LeakyReLU(s),
+            nn.Linear(c(512), c(512)),
+            nn.LeakyReLU(s),
             nn.Linear(c(512), 3 * N_JOINTS),
-        )  # fmt: skip
+        )
         self.conv_b = _stream(N_JOINTS, [c(64), c(64), c(128), c(128), c(256), c(256)], s)
         self.fc_b = nn.Sequential(
-            nn.Linear(c(256) * side * side, c(256)), nn.LeakyReLU(s),
-            nn.Linear(c(256), c(128)), nn.LeakyReLU(s),
-        )  # fmt: skip
+            nn.Linear(c(256) * side * side, c(256)),
+            nn.LeakyReLU(s),
+            nn.Linear(c(256), c(128)),
+            nn.LeakyReLU(s),
+        )
         self.ux = nn.Linear(c(128), 1)
         self.uy = nn.Linear(c(128), 1)
         self.uz = nn.Linear(c(128), 1)

@@ -15,9 +15,9 @@ import torch
 import torchinfo
 from torch import nn
 
+from repro.data.joints import N_JOINTS
 from repro.model.config import ModelConfig
 from repro.model.hand_pose import HandPoseModel
-from repro.data.joints import N_JOINTS
 
 TABLES = {"f_H2D": "supplement Table 1", "f_PP A": "supplement Table 2, stream A", "f_PP B": "supplement Table 2, stream B"}
 _CONV = "Conv. + LeakyReLU"
@@ -65,7 +65,7 @@ LAYERS = (
     ("f_PP B", 13, "in:pose_prior.uz", "Input: (L8)"),
     ("f_PP B", 14, "pose_prior.uz", "Linear"),
     ("f_PP B", 15, "cat:L10,L12,L14", "Input: (L10, L12, L14), Concatenate (axis-angle)"),
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ PCK_TABLE = "pck_curves.json"
 LOSSES = ("train/loss", "train/heat", "train/pose", "train/con")
 
 
-def select_runs(experiment_name: str = TRAIN_EXPERIMENT, run_ids: list[str] | None = None, preset: str | None = None,
-                study: str | None = None) -> pd.DataFrame:  # fmt: skip
+def select_runs(
+    experiment_name: str = TRAIN_EXPERIMENT, run_ids: list[str] | None = None, preset: str | None = None, study: str | None = None
+) -> pd.DataFrame:
     """mlflow.search_runs rows of the chosen runs (see the module docstring), oldest first, with a `label` column."""
     exp = experiment(experiment_name)
     filters = [f"attributes.run_id IN ({', '.join(map(repr, run_ids))})"] if run_ids else ["attributes.status = 'FINISHED'"]
@@ -32,7 +33,9 @@ def select_runs(experiment_name: str = TRAIN_EXPERIMENT, run_ids: list[str] | No
     runs = mlflow.search_runs([exp], filter_string=" and ".join(filters), order_by=["attributes.start_time ASC"])
     if run_ids and len(runs) != len(set(run_ids)):
         missing = sorted(set(run_ids) - set(runs.get("run_id", [])))
-        raise ConfigError(f"runs not found in experiment {experiment_name!r}{f' with preset {preset}' if preset else ''}: {', '.join(missing)}")
+        raise ConfigError(
+            f"runs not found in experiment {experiment_name!r}{f' with preset {preset}' if preset else ''}: {', '.join(missing)}"
+        )
     if study and len(runs):
         reused = [c for c in runs.columns if c.startswith(f"tags.reused_by/{study}/")]
         own = runs["tags.study"] == study if "tags.study" in runs else pd.Series(False, index=runs.index)
@@ -73,7 +76,9 @@ def plot_pck(pck: pd.DataFrame, runs: pd.DataFrame):
     fig = new_figure(4.2 * len(splits), 3.8)
     for ax, split in zip(fig.subplots(1, len(splits), squeeze=False)[0], splits):
         for run_id, curve in pck[pck["split"] == split].groupby("run_id", sort=False):
-            epe = runs.loc[runs["run_id"] == run_id, f"metrics.{split}/epe_mm"].iloc[0] if f"metrics.{split}/epe_mm" in runs else float("nan")
+            epe = (
+                runs.loc[runs["run_id"] == run_id, f"metrics.{split}/epe_mm"].iloc[0] if f"metrics.{split}/epe_mm" in runs else float("nan")
+            )
             ax.plot(curve["threshold_mm"], curve["pck"], label=f"{labels[run_id]}, EPE {epe:.1f} mm")
         ax.set(title=split, xlabel="threshold (mm)", ylabel="3D PCK", ylim=(0, 1))
         ax.grid(alpha=0.3)
@@ -102,6 +107,9 @@ def run_curves(*, experiment_name: str, run_ids: list[str] | None, preset: str |
     out.mkdir(parents=True, exist_ok=True)
     metric_columns = [c for c in runs.columns if c.startswith("metrics.") and c.endswith(("epe_mm", "auc_20_50"))]
     runs[["run_id", "label", *metric_columns]].to_csv(out / "curves_runs.csv", index=False)
-    files = [save_png(plot_pck(pck_table(runs), runs), out / "pck_curves.png"),
-             save_png(plot_losses(loss_history(runs), runs), out / "training_curves.png"), out / "curves_runs.csv"]  # fmt: skip
+    files = [
+        save_png(plot_pck(pck_table(runs), runs), out / "pck_curves.png"),
+        save_png(plot_losses(loss_history(runs), runs), out / "training_curves.png"),
+        out / "curves_runs.csv",
+    ]
     return {"runs": len(runs), "run_ids": runs["run_id"].tolist()}, files

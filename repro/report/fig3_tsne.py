@@ -31,11 +31,11 @@ from repro.report.figures import new_figure, save_png
 AUG = "aug"
 DEFINITIONS = {
     "nn_aug_share": "share of target points whose nearest neighbour (Euclidean, original feature space) among the aug and "
-                    "source points together is an aug point; both sets have one point per source image, so 0.5 = no preference; ties count half",
+    "source points together is an aug point; both sets have one point per source image, so 0.5 = no preference; ties count half",
     "mmd2_aug": "squared MMD (V-statistic) between target and aug features, RBF kernel exp(-d^2 / (2 bandwidth^2)), "
-                "bandwidth = median pairwise distance of target, aug and source pooled",
+    "bandwidth = median pairwise distance of target, aug and source pooled",
     "mmd2_source": "the same between target and source features, same bandwidth; lower = closer to the target",
-}  # fmt: skip
+}
 
 
 def nn_aug_share(target: torch.Tensor, aug: torch.Tensor, source: torch.Tensor) -> float:
@@ -54,6 +54,7 @@ def median_bandwidth(*sets: torch.Tensor) -> float:
 
 def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidth: float) -> float:
     """Squared MMD between the empirical distributions of rows of x and y, RBF kernel (V-statistic)."""
+
     def kernel_mean(a, b):
         return torch.exp(-torch.cdist(a.double(), b.double()).square() / (2 * bandwidth**2)).mean()
 
@@ -65,8 +66,13 @@ def coverage(targets: dict[str, torch.Tensor], aug: torch.Tensor, source: torch.
     out = {}
     for name, target in targets.items():
         s = median_bandwidth(target, aug, source)
-        out[name] = {"nn_aug_share": nn_aug_share(target, aug, source), "mmd2_aug": mmd2(target, aug, s),
-                     "mmd2_source": mmd2(target, source, s), "bandwidth": s, "n_target": len(target)}  # fmt: skip
+        out[name] = {
+            "nn_aug_share": nn_aug_share(target, aug, source),
+            "mmd2_aug": mmd2(target, aug, s),
+            "mmd2_source": mmd2(target, source, s),
+            "bandwidth": s,
+            "n_target": len(target),
+        }
     return out
 
 
@@ -104,8 +110,9 @@ def plot(points: pd.DataFrame, title: str, caption: list[str]):
     return fig
 
 
-def run_fig3(*, clip: str, clip_checkpoint, n: int, ratio: float, seed: int, source: str, targets: list[str],
-             data_root: str | None, size: int, out) -> tuple[dict, list]:  # fmt: skip
+def run_fig3(
+    *, clip: str, clip_checkpoint, n: int, ratio: float, seed: int, source: str, targets: list[str], data_root: str | None, size: int, out
+) -> tuple[dict, list]:
     """Compute, draw and write Fig. 3; returns (the numbers, the files written)."""
     from repro.clip.encoders import build_encoder
     from repro.clip.features import image_features, mix_features, text_features
@@ -128,21 +135,36 @@ def run_fig3(*, clip: str, clip_checkpoint, n: int, ratio: float, seed: int, sou
     cover = coverage(f_targets, aug, f_source)
     sets = {AUG: aug, source: f_source, **f_targets}
     coords = tsne_2d(torch.cat(list(sets.values())), seed)
-    points = pd.DataFrame({
-        "set": [name for name, f in sets.items() for _ in range(len(f))],
-        "index": [i for f in sets.values() for i in range(len(f))],
-        "prompt": [prompts[i] for i in drawn] + [""] * (len(coords) - len(drawn)),
-        "x": coords[:, 0], "y": coords[:, 1],
-    })  # fmt: skip
+    points = pd.DataFrame(
+        {
+            "set": [name for name, f in sets.items() for _ in range(len(f))],
+            "index": [i for f in sets.values() for i in range(len(f))],
+            "prompt": [prompts[i] for i in drawn] + [""] * (len(coords) - len(drawn)),
+            "x": coords[:, 0],
+            "y": coords[:, 1],
+        }
+    )
     world = " (synthetic world)" if is_synthetic(source) else ""
-    title = (f"Fig. 3{world}: t-SNE of aug = {ratio:g}·f_CI(x) + {1 - ratio:g}·f_CT(t) for {source} images x and random prompts t,\n"
-             f"against f_CI of {source} and of the targets ({encoder.identity}; {len(src)} source images)")  # fmt: skip
+    title = (
+        f"Fig. 3{world}: t-SNE of aug = {ratio:g}·f_CI(x) + {1 - ratio:g}·f_CT(t) for {source} images x and random prompts t,\n"
+        f"against f_CI of {source} and of the targets ({encoder.identity}; {len(src)} source images)"
+    )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    numbers = {"ratio": ratio, "n_source": len(src), "source": source, "clip": encoder.identity,
-               "clip_weights_digest": encoder.weights_digest, "data_digests": {s.name: s.digest for s in (src, *splits.values())},
-               "coverage": cover, "definitions": DEFINITIONS}  # fmt: skip
+    numbers = {
+        "ratio": ratio,
+        "n_source": len(src),
+        "source": source,
+        "clip": encoder.identity,
+        "clip_weights_digest": encoder.weights_digest,
+        "data_digests": {s.name: s.digest for s in (src, *splits.values())},
+        "coverage": cover,
+        "definitions": DEFINITIONS,
+    }
     points.to_csv(out / "fig3_tsne.csv", index=False)
-    files = [save_png(plot(points, title, summary_lines(cover, source)), out / "fig3_tsne.png"), out / "fig3_tsne.csv",
-             write_json(numbers, out / "fig3_coverage.json")]  # fmt: skip
+    files = [
+        save_png(plot(points, title, summary_lines(cover, source)), out / "fig3_tsne.png"),
+        out / "fig3_tsne.csv",
+        write_json(numbers, out / "fig3_coverage.json"),
+    ]
     return numbers, files

@@ -35,11 +35,11 @@ from repro.report.figures import new_figure, save_png
 ATTRIBUTES = ("hand_colour", "slot")
 DEFINITIONS = {
     "precision_at_k": "share of the top-k retrieved gallery images (query excluded) that carry the prompt's changed style word, "
-                      "mean over pairs; hand colour: style.hand_colour == word; slot word: style.lighting == word for bright/dark, "
-                      "else style.backdrop == word",
+    "mean over pairs; hand colour: style.hand_colour == word; slot word: style.lighting == word for bright/dark, "
+    "else style.backdrop == word",
     "precision_at_k_image_only": "the same for the image-only query (r = 1) on the same pairs",
     "chance": "share of the gallery (query excluded) carrying the word, mean over pairs",
-}  # fmt: skip
+}
 
 
 class Pair(NamedTuple):
@@ -82,8 +82,13 @@ def draw_pairs(styles: list[dict], count: int, seed: int) -> list[Pair]:
         style, choices = styles[q], options[q]
         attribute = rng.choice([a for a in ATTRIBUTES if choices[a]])
         word = rng.choice(choices[attribute])
-        prompt = caption(rng.choice(HEADS), word if attribute == "hand_colour" else style["hand_colour"], rng.choice(HANDS),
-                         word if attribute == "slot" else style["backdrop"], style["scene"])  # fmt: skip
+        prompt = caption(
+            rng.choice(HEADS),
+            word if attribute == "hand_colour" else style["hand_colour"],
+            rng.choice(HANDS),
+            word if attribute == "slot" else style["backdrop"],
+            style["scene"],
+        )
         pairs.append(Pair(q, attribute, word, prompt))
     return pairs
 
@@ -110,8 +115,9 @@ def precision_at_k(indices: torch.Tensor, relevant: torch.Tensor) -> torch.Tenso
     return relevant.gather(1, indices).double().mean(dim=1)
 
 
-def precision_report(f_gallery: torch.Tensor, f_prompts: torch.Tensor, pairs: list[Pair], relevant: torch.Tensor,
-                     ratio: float, k: int) -> dict:  # fmt: skip
+def precision_report(
+    f_gallery: torch.Tensor, f_prompts: torch.Tensor, pairs: list[Pair], relevant: torch.Tensor, ratio: float, k: int
+) -> dict:
     """precision@k of the mixed and the image-only query and chance, overall and per attribute."""
     exclude = torch.tensor([p.query for p in pairs])
     images = f_gallery[exclude]
@@ -120,8 +126,12 @@ def precision_report(f_gallery: torch.Tensor, f_prompts: torch.Tensor, pairs: li
     chance = relevant.double().sum(dim=1) / (len(f_gallery) - 1)  # the query never carries its pair's word
 
     def summary(mask):
-        return {"pairs": int(mask.sum()), "precision_at_k": float(mixed[mask].mean()),
-                "precision_at_k_image_only": float(image_only[mask].mean()), "chance": float(chance[mask].mean())}  # fmt: skip
+        return {
+            "pairs": int(mask.sum()),
+            "precision_at_k": float(mixed[mask].mean()),
+            "precision_at_k_image_only": float(image_only[mask].mean()),
+            "chance": float(chance[mask].mean()),
+        }
 
     attributes = torch.tensor([ATTRIBUTES.index(p.attribute) for p in pairs])
     by_attribute = {a: summary(attributes == i) for i, a in enumerate(ATTRIBUTES) if (attributes == i).any()}
@@ -149,8 +159,21 @@ def plot(images: torch.Tensor, styles: list[dict], rows: list[tuple[Pair, torch.
     return fig
 
 
-def run_fig4(*, clip: str, clip_checkpoint, n: int, ratio: float, k: int, queries: int, pairs: int, seed: int,
-             source: str, data_root: str | None, size: int, out) -> tuple[dict, list]:  # fmt: skip
+def run_fig4(
+    *,
+    clip: str,
+    clip_checkpoint,
+    n: int,
+    ratio: float,
+    k: int,
+    queries: int,
+    pairs: int,
+    seed: int,
+    source: str,
+    data_root: str | None,
+    size: int,
+    out,
+) -> tuple[dict, list]:
     """Compute, draw and write Fig. 4; returns (the numbers, the files written)."""
     from repro.clip.encoders import build_encoder
     from repro.clip.features import image_features, text_features
@@ -174,13 +197,23 @@ def run_fig4(*, clip: str, clip_checkpoint, n: int, ratio: float, k: int, querie
     exclude = torch.tensor([p.query for p in shown])
     indices, sims = retrieve(mix_features(f_gallery[exclude], f_prompts[: len(shown)], ratio), f_gallery, exclude, k)
     world = " (synthetic world)" if is_synthetic(source) else ""
-    title = (f"Fig. 4{world}: {source} images ranked by cos({ratio:g}·f_CI(x) + {1 - ratio:g}·f_CT(t), f_CI)  [{encoder.identity}]\n"
-             f"precision@{k} of the prompt's style over {report['pairs']} pairs: {report['precision_at_k']:.2f} "
-             f"(image only: {report['precision_at_k_image_only']:.2f}, chance: {report['chance']:.2f})\n"
-             f"frame green: carries the prompt's changed word, red: does not")  # fmt: skip
+    title = (
+        f"Fig. 4{world}: {source} images ranked by cos({ratio:g}·f_CI(x) + {1 - ratio:g}·f_CT(t), f_CI)  [{encoder.identity}]\n"
+        f"precision@{k} of the prompt's style over {report['pairs']} pairs: {report['precision_at_k']:.2f} "
+        f"(image only: {report['precision_at_k_image_only']:.2f}, chance: {report['chance']:.2f})\n"
+        f"frame green: carries the prompt's changed word, red: does not"
+    )
     fig = plot(gallery.images, styles, list(zip(shown, indices, sims)), relevant[: len(shown)], title)
-    numbers = {"ratio": ratio, "k": k, "gallery": f"{source}/{gallery.split}", "n_gallery": len(gallery), "clip": encoder.identity,
-               "clip_weights_digest": encoder.weights_digest, "data_digests": {source: gallery.digest}, **report,
-               "definitions": DEFINITIONS}  # fmt: skip
+    numbers = {
+        "ratio": ratio,
+        "k": k,
+        "gallery": f"{source}/{gallery.split}",
+        "n_gallery": len(gallery),
+        "clip": encoder.identity,
+        "clip_weights_digest": encoder.weights_digest,
+        "data_digests": {source: gallery.digest},
+        **report,
+        "definitions": DEFINITIONS,
+    }
     out = Path(out)
     return numbers, [save_png(fig, out / "fig4_retrieval.png"), write_json(numbers, out / "fig4_precision.json")]

@@ -22,8 +22,22 @@ def mlflow_server_command(port: int) -> list[str]:
         raise ConfigError(f"the tracking store is already a server ({uri}): open its UI there")
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", HOST, "--port", str(port),
-            "--workers", "1", "--artifacts-destination", (mlruns_dir() / "artifacts").as_uri()]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--artifacts-destination",
+        (mlruns_dir() / "artifacts").as_uri(),
+    ]
 
 
 def run_mlflow_ui(port: int) -> None:
@@ -52,8 +66,9 @@ def study_storage(storage_url: str | None, table: str | None):
             raise ConfigError(f"give --table NAME or --storage URL; journals under {journal_dir()}: {', '.join(found) or 'none'}")
         table = found[0]
     if table not in found:
-        raise ConfigError(f"no study journal {journal_path(table)} (found: {', '.join(found) or 'none'}); "
-                          f"run `repro {table}` first or pass --storage URL")  # fmt: skip
+        raise ConfigError(
+            f"no study journal {journal_path(table)} (found: {', '.join(found) or 'none'}); run `repro {table}` first or pass --storage URL"
+        )
     return open_storage(None, table)
 
 

@@ -36,8 +36,10 @@ DASH = "–"
 PARTS = ("ours", "paper", "diff")
 RUN_HEADER = ("Row", "Column", "Target", "Status", "Config hashes", "MLflow run ids")
 MEAN_POSE = "Mean training pose"  # the constant floor: always predicting the training split's mean pose
-DIAGNOSTICS_INTRO = ("EPE mm of the same runs on the targets and their diagnostic targets: 'style only' shows the target's styles "
-                     "with the source's viewpoints and camera, 'view only' the reverse; the last row always predicts the mean training pose.")
+DIAGNOSTICS_INTRO = (
+    "EPE mm of the same runs on the targets and their diagnostic targets: 'style only' shows the target's styles "
+    "with the source's viewpoints and camera, 'view only' the reverse; the last row always predicts the mean training pose."
+)
 DECISION_HEADER = ("Decision", "Value in these runs", "Held by", "Used in", "Why")
 DECISIONS_INTRO = "Where the paper is silent, these runs used the following (generated from repro.decisions)."
 
@@ -118,8 +120,9 @@ def _diagnostics(plan: TablePlan, frame, runs: dict[str, object]) -> tuple[tuple
 
 def _clip_fact(plan: TablePlan, tags: dict[str, dict[str, str]]) -> str:
     text = plan.base.clip + (f" with checkpoint {Path(plan.base.clip_checkpoint).name}" if plan.base.clip_checkpoint else "")
-    used = sorted({f"{t['clip_identity']} (weights sha256 {t.get('clip_weights_digest', 'unknown')})"
-                   for t in tags.values() if "clip_identity" in t})  # fmt: skip
+    used = sorted(
+        {f"{t['clip_identity']} (weights sha256 {t.get('clip_weights_digest', 'unknown')})" for t in tags.values() if "clip_identity" in t}
+    )
     return f"{text}; runs used {', '.join(used)}" if used else f"{text}; no run of this table used CLIP"
 
 
@@ -156,26 +159,39 @@ def build_report(plan: TablePlan, frame, runs: dict[str, object], parent_run_id:
             r = frame.loc[(row, col)]
             cells += [_ours(r, plan.seeds, best.get(col, math.nan)), Cell(_number(r["paper"], ".2f")), Cell(_number(r["diff"], "+.2f"))]
         rows.append((row, tuple(cells)))
-    run_rows = tuple((row, col, r["target"], r["status"], ", ".join(_ids(r["config_hashes"])) or DASH, ", ".join(_ids(r["run_ids"])) or DASH)
-                     for (row, col), r in frame.iterrows() if r["status"] != "paper only")  # fmt: skip
+    run_rows = tuple(
+        (row, col, r["target"], r["status"], ", ".join(_ids(r["config_hashes"])) or DASH, ", ".join(_ids(r["run_ids"])) or DASH)
+        for (row, col), r in frame.iterrows()
+        if r["status"] != "paper only"
+    )
     departures = paper_departures(plan.base)
     facts = (
         ("Data", world_note(plan)),
         ("CLIP", _clip_fact(plan, tags)),
-        ("Preset", plan.base.preset + (f"; differs from the paper preset (the paper's sizes, lr and losses) in: {', '.join(departures)}" if departures else "")),
-        ("Study", f"{plan.study_name} (spec studies/{plan.spec.name}.toml, base config {plan.base.hash}, MLflow run {parent_run_id}), "
-                  f"{plan.seeds} seed(s) per cell"),  # fmt: skip
+        (
+            "Preset",
+            plan.base.preset
+            + (f"; differs from the paper preset (the paper's sizes, lr and losses) in: {', '.join(departures)}" if departures else ""),
+        ),
+        (
+            "Study",
+            f"{plan.study_name} (spec studies/{plan.spec.name}.toml, base config {plan.base.hash}, MLflow run {parent_run_id}), "
+            f"{plan.seeds} seed(s) per cell",
+        ),
         ("Git commits of the runs", _commits(tags)),
     )
-    legend = (f"ours: mean ± std (n) of {plan.spec.metric} over the n seeds with a finished run (no std for n = 1); "
-              f"paper: the paper's value; diff: ours - paper; bold: the best of ours per column ({'highest' if higher else 'lowest'}); "
-              f"{MISSING}: no finished run; {NOT_REPRODUCED}: another method, the paper's number only.")  # fmt: skip
+    legend = (
+        f"ours: mean ± std (n) of {plan.spec.metric} over the n seeds with a finished run (no std for n = 1); "
+        f"paper: the paper's value; diff: ours - paper; bold: the best of ours per column ({'highest' if higher else 'lowest'}); "
+        f"{MISSING}: no finished run; {NOT_REPRODUCED}: another method, the paper's number only."
+    )
     notes = tuple((row, note) for row, note in frame["note"].groupby(level="row", sort=False).first().items() if note)
     stem = f"{plan.spec.name}.{plan.base.preset}"
     configs = [cfg for row in plan.spec.rows if row.reproduced for seed in plan.seed_values() for cfg in plan.configs(row, seed).values()]
     decisions = tuple(tuple(d[k] for k in ("decision", "value", "holder", "where", "why")) for d in decision_rows(configs))
-    return TableReport(stem, plan.spec.title, facts, tuple(plan.targets), tuple(rows), legend, notes, run_rows, decisions,
-                       _diagnostics(plan, frame, runs))  # fmt: skip
+    return TableReport(
+        stem, plan.spec.title, facts, tuple(plan.targets), tuple(rows), legend, notes, run_rows, decisions, _diagnostics(plan, frame, runs)
+    )
 
 
 # --- Markdown ---------------------------------------------------------------------------------
@@ -192,28 +208,64 @@ def _md_row(cells) -> str:
 def to_markdown(rep: TableReport) -> str:
     header = ["Method", *(f"{col} {part}" for col in rep.columns for part in PARTS)]
     body = [_md_row([_md(name), *(f"**{_md(c.text)}**" if c.bold else _md(c.text) for c in cells)]) for name, cells in rep.rows]
-    lines = [f"# {_md(rep.title)}", "", *(f"- **{label}**: {_md(text)}" for label, text in rep.facts), "",
-             _md_row(header), _md_row(["---", *["---:"] * (len(header) - 1)]), *body, "", rep.legend, ""]  # fmt: skip
+    lines = [
+        f"# {_md(rep.title)}",
+        "",
+        *(f"- **{label}**: {_md(text)}" for label, text in rep.facts),
+        "",
+        _md_row(header),
+        _md_row(["---", *["---:"] * (len(header) - 1)]),
+        *body,
+        "",
+        rep.legend,
+        "",
+    ]
     if rep.notes:
         lines += ["## Notes", "", *(f"- {_md(row)}: {_md(note)}" for row, note in rep.notes), ""]
     header, diag = rep.diagnostics
-    lines += ["## Diagnostic targets", "", DIAGNOSTICS_INTRO, "", _md_row(map(_md, header)), _md_row(["---", *["---:"] * (len(header) - 1)]),
-              *(_md_row(map(_md, r)) for r in diag), ""]  # fmt: skip
-    lines += ["## Decisions", "", DECISIONS_INTRO, "", _md_row(DECISION_HEADER), _md_row(["---"] * len(DECISION_HEADER)),
-              *(_md_row(map(_md, d)) for d in rep.decisions), ""]  # fmt: skip
+    lines += [
+        "## Diagnostic targets",
+        "",
+        DIAGNOSTICS_INTRO,
+        "",
+        _md_row(map(_md, header)),
+        _md_row(["---", *["---:"] * (len(header) - 1)]),
+        *(_md_row(map(_md, r)) for r in diag),
+        "",
+    ]
+    lines += [
+        "## Decisions",
+        "",
+        DECISIONS_INTRO,
+        "",
+        _md_row(DECISION_HEADER),
+        _md_row(["---"] * len(DECISION_HEADER)),
+        *(_md_row(map(_md, d)) for d in rep.decisions),
+        "",
+    ]
     lines += ["## MLflow runs", "", _md_row(RUN_HEADER), _md_row(["---"] * len(RUN_HEADER)), *(_md_row(map(_md, r)) for r in rep.runs)]
     return "\n".join(lines) + "\n"
 
 
 # --- HTML -------------------------------------------------------------------------------------
 
-STYLE = ("body{font-family:sans-serif;max-width:72em;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
-         "th,td{padding:.2em .6em;border-bottom:1px solid #ccc}td.n{text-align:right}")  # fmt: skip
+STYLE = (
+    "body{font-family:sans-serif;max-width:72em;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
+    "th,td{padding:.2em .6em;border-bottom:1px solid #ccc}td.n{text-align:right}"
+)
 
 
 def _page(title: str, body: list[str]) -> str:
-    head = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">', f"<title>{html.escape(title)}</title>",
-            f"<style>{STYLE}</style>", "</head>", "<body>"]  # fmt: skip
+    head = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{STYLE}</style>",
+        "</head>",
+        "<body>",
+    ]
     return "\n".join([*head, *body, "</body>", "</html>"]) + "\n"
 
 
@@ -232,23 +284,60 @@ def to_html(rep: TableReport) -> str:
     header, diag = rep.diagnostics
     diagnostics = [f"<tr><th>{esc(r[0])}</th>{''.join(_td(Cell(x)) for x in r[1:])}</tr>" for r in diag]
     notes = ["<h2>Notes</h2>", "<ul>", *(f"<li>{esc(row)}: {esc(note)}</li>" for row, note in rep.notes), "</ul>"] if rep.notes else []
-    return _page(rep.title, [
-        f"<h1>{esc(rep.title)}</h1>", "<ul>", *(f"<li><b>{esc(label)}</b>: {esc(text)}</li>" for label, text in rep.facts), "</ul>",
-        "<table>", f'<tr><th rowspan="2">Method</th>{groups}</tr>', f"<tr>{parts}</tr>", *body, "</table>",
-        f"<p>{esc(rep.legend)}</p>", *notes,
-        "<h2>Diagnostic targets</h2>", f"<p>{esc(DIAGNOSTICS_INTRO)}</p>", "<table>",
-        f"<tr>{''.join(f'<th>{esc(h)}</th>' for h in header)}</tr>", *diagnostics, "</table>",
-        "<h2>Decisions</h2>", f"<p>{esc(DECISIONS_INTRO)}</p>", "<table>",
-        f"<tr>{''.join(f'<th>{esc(h)}</th>' for h in DECISION_HEADER)}</tr>", *decisions, "</table>",
-        "<h2>MLflow runs</h2>", "<table>", f"<tr>{''.join(f'<th>{esc(h)}</th>' for h in RUN_HEADER)}</tr>", *runs, "</table>",
-    ])  # fmt: skip
+    return _page(
+        rep.title,
+        [
+            f"<h1>{esc(rep.title)}</h1>",
+            "<ul>",
+            *(f"<li><b>{esc(label)}</b>: {esc(text)}</li>" for label, text in rep.facts),
+            "</ul>",
+            "<table>",
+            f'<tr><th rowspan="2">Method</th>{groups}</tr>',
+            f"<tr>{parts}</tr>",
+            *body,
+            "</table>",
+            f"<p>{esc(rep.legend)}</p>",
+            *notes,
+            "<h2>Diagnostic targets</h2>",
+            f"<p>{esc(DIAGNOSTICS_INTRO)}</p>",
+            "<table>",
+            f"<tr>{''.join(f'<th>{esc(h)}</th>' for h in header)}</tr>",
+            *diagnostics,
+            "</table>",
+            "<h2>Decisions</h2>",
+            f"<p>{esc(DECISIONS_INTRO)}</p>",
+            "<table>",
+            f"<tr>{''.join(f'<th>{esc(h)}</th>' for h in DECISION_HEADER)}</tr>",
+            *decisions,
+            "</table>",
+            "<h2>MLflow runs</h2>",
+            "<table>",
+            f"<tr>{''.join(f'<th>{esc(h)}</th>' for h in RUN_HEADER)}</tr>",
+            *runs,
+            "</table>",
+        ],
+    )
 
 
 # --- LaTeX (booktabs) -------------------------------------------------------------------------
 
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
-        "->": r"$\rightarrow$", "±": r"$\pm$", "–": "--"}  # fmt: skip
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "->": r"$\rightarrow$",
+    "±": r"$\pm$",
+    "–": "--",
+}
 _TEX_RE = re.compile("->|" + "|".join(re.escape(k) for k in _TEX if k != "->"))
 
 
@@ -272,23 +361,74 @@ def to_latex(rep: TableReport) -> str:
     runs = [_tex_row([*map(tex_escape, r[:4]), *(rf"\texttt{{{tex_escape(x)}}}" for x in r[4:])]) for r in rep.runs]
     header, diag = rep.diagnostics
     diagnostics = [_tex_row(map(tex_escape, r)) for r in diag]
-    decisions = [rf"\item[{tex_escape(name)}] {tex_escape(value)} ({tex_escape(holder)}; used in {tex_escape(where)}): {tex_escape(why)}"
-                 for name, value, holder, where, why in rep.decisions]  # fmt: skip
-    notes = [r"\subsection*{Notes}", r"\begin{itemize}", *(rf"\item {tex_escape(row)}: {tex_escape(note)}" for row, note in rep.notes),
-             r"\end{itemize}"] if rep.notes else []  # fmt: skip
-    return "\n".join([
-        r"\documentclass{article}", r"\usepackage{booktabs}", r"\usepackage[margin=2cm]{geometry}", r"\begin{document}",
-        rf"\section*{{{tex_escape(rep.title)}}}", r"\begin{description}",
-        *(rf"\item[{tex_escape(label)}] {tex_escape(text)}" for label, text in rep.facts), r"\end{description}",
-        r"\begin{table}[ht]", r"\centering", rf"\begin{{tabular}}{{l{'r' * k * n}}}", r"\toprule", groups, rules,
-        _tex_row(["Method", *(p for _ in rep.columns for p in PARTS)]), r"\midrule", *body, r"\bottomrule", r"\end{tabular}",
-        rf"\caption{{{tex_escape(rep.legend)}}}", r"\end{table}", *notes,
-        r"\subsection*{Diagnostic targets}", tex_escape(DIAGNOSTICS_INTRO), r"\par{\small", rf"\begin{{tabular}}{{l{'r' * (len(header) - 1)}}}",
-        r"\toprule", _tex_row(map(tex_escape, header)), r"\midrule", *diagnostics, r"\bottomrule", r"\end{tabular}}",
-        r"\subsection*{Decisions}", tex_escape(DECISIONS_INTRO), r"\begin{description}", *decisions, r"\end{description}",
-        r"\subsection*{MLflow runs}", r"{\scriptsize", rf"\begin{{tabular}}{{{'l' * len(RUN_HEADER)}}}", r"\toprule",
-        _tex_row(map(tex_escape, RUN_HEADER)), r"\midrule", *runs, r"\bottomrule", r"\end{tabular}}", r"\end{document}",
-    ]) + "\n"  # fmt: skip
+    decisions = [
+        rf"\item[{tex_escape(name)}] {tex_escape(value)} ({tex_escape(holder)}; used in {tex_escape(where)}): {tex_escape(why)}"
+        for name, value, holder, where, why in rep.decisions
+    ]
+    notes = (
+        [
+            r"\subsection*{Notes}",
+            r"\begin{itemize}",
+            *(rf"\item {tex_escape(row)}: {tex_escape(note)}" for row, note in rep.notes),
+            r"\end{itemize}",
+        ]
+        if rep.notes
+        else []
+    )
+    return (
+        "\n".join(
+            [
+                r"\documentclass{article}",
+                r"\usepackage{booktabs}",
+                r"\usepackage[margin=2cm]{geometry}",
+                r"\begin{document}",
+                rf"\section*{{{tex_escape(rep.title)}}}",
+                r"\begin{description}",
+                *(rf"\item[{tex_escape(label)}] {tex_escape(text)}" for label, text in rep.facts),
+                r"\end{description}",
+                r"\begin{table}[ht]",
+                r"\centering",
+                rf"\begin{{tabular}}{{l{'r' * k * n}}}",
+                r"\toprule",
+                groups,
+                rules,
+                _tex_row(["Method", *(p for _ in rep.columns for p in PARTS)]),
+                r"\midrule",
+                *body,
+                r"\bottomrule",
+                r"\end{tabular}",
+                rf"\caption{{{tex_escape(rep.legend)}}}",
+                r"\end{table}",
+                *notes,
+                r"\subsection*{Diagnostic targets}",
+                tex_escape(DIAGNOSTICS_INTRO),
+                r"\par{\small",
+                rf"\begin{{tabular}}{{l{'r' * (len(header) - 1)}}}",
+                r"\toprule",
+                _tex_row(map(tex_escape, header)),
+                r"\midrule",
+                *diagnostics,
+                r"\bottomrule",
+                r"\end{tabular}}",
+                r"\subsection*{Decisions}",
+                tex_escape(DECISIONS_INTRO),
+                r"\begin{description}",
+                *decisions,
+                r"\end{description}",
+                r"\subsection*{MLflow runs}",
+                r"{\scriptsize",
+                rf"\begin{{tabular}}{{{'l' * len(RUN_HEADER)}}}",
+                r"\toprule",
+                _tex_row(map(tex_escape, RUN_HEADER)),
+                r"\midrule",
+                *runs,
+                r"\bottomrule",
+                r"\end{tabular}}",
+                r"\end{document}",
+            ]
+        )
+        + "\n"
+    )
 
 
 # --- Files and index --------------------------------------------------------------------------
@@ -318,8 +458,10 @@ def write_index(out: Path) -> list[Path]:
         for name in [n for p, n in stems if p == preset]:
             stem = f"{name}.{preset}"
             md.append(f"- [{_md(titles[name])}]({stem}.md) ([HTML]({stem}.html), [LaTeX]({stem}.tex))")
-            body.append(f'<li><a href="{stem}.html">{html.escape(titles[name])}</a> '
-                        f'(<a href="{stem}.md">Markdown</a>, <a href="{stem}.tex">LaTeX</a>)</li>')  # fmt: skip
+            body.append(
+                f'<li><a href="{stem}.html">{html.escape(titles[name])}</a> '
+                f'(<a href="{stem}.md">Markdown</a>, <a href="{stem}.tex">LaTeX</a>)</li>'
+            )
         md.append("")
         body.append("</ul>")
     none = "none yet (repro fig3, repro fig4 and repro curves write them)"
@@ -346,8 +488,10 @@ def run_report(base, out: Path, targets: list[str] | None = None, storage: str |
     if not found:
         where = storage_label(storage, "*")
         names = ", ".join(plan.study_name for plan, _ in absent)
-        raise NoStudies(f"no table study for preset {base.preset!r} in {where} (looked for {names}); "
-                        f"run `repro table4a --preset {base.preset}` (or another table) first")  # fmt: skip
+        raise NoStudies(
+            f"no table study for preset {base.preset!r} in {where} (looked for {names}); "
+            f"run `repro table4a --preset {base.preset}` (or another table) first"
+        )
     files = []
     for plan, study in found:
         frame = results_frame(plan, study)

@@ -32,13 +32,22 @@ def results_frame(plan, study) -> pd.DataFrame:
                 status = "paper only"
             else:
                 status = "ok" if n == plan.seeds else "missing" if n == 0 else f"partial {n}/{plan.seeds}"
-            records.append({
-                "row": row.name, "column": col, "target": target, "mean": mean,
-                "std": float(np.std(values, ddof=1)) if n > 1 else math.nan, "n": n, "paper": paper,
-                "diff": mean - paper, "status": status,
-                "config_hashes": ",".join(dict.fromkeys(c["config_hashes"][col] for c in cells)),
-                "run_ids": ",".join(c["run_ids"][col] for c in cells), "note": row.note,
-            })  # fmt: skip
+            records.append(
+                {
+                    "row": row.name,
+                    "column": col,
+                    "target": target,
+                    "mean": mean,
+                    "std": float(np.std(values, ddof=1)) if n > 1 else math.nan,
+                    "n": n,
+                    "paper": paper,
+                    "diff": mean - paper,
+                    "status": status,
+                    "config_hashes": ",".join(dict.fromkeys(c["config_hashes"][col] for c in cells)),
+                    "run_ids": ",".join(c["run_ids"][col] for c in cells),
+                    "note": row.note,
+                }
+            )
     return pd.DataFrame.from_records(records).set_index(["row", "column"])
 
 
@@ -46,8 +55,10 @@ def world_note(plan) -> str:
     """Say where the numbers come from: on the synthetic world they are not the paper's datasets."""
     mapping = ", ".join(f"{col} -> {target}" for col, target in plan.targets.items())
     if any(is_synthetic(name) for name in (plan.base.source, *plan.targets.values())):
-        return (f"this suite, trained on {plan.base.source}, evaluated on {mapping} -- the synthetic hand world, "
-                f"not the paper's FreiHAND/STB/RHD; 'paper' is the paper's number on the real dataset.")  # fmt: skip
+        return (
+            f"this suite, trained on {plan.base.source}, evaluated on {mapping} -- the synthetic hand world, "
+            f"not the paper's FreiHAND/STB/RHD; 'paper' is the paper's number on the real dataset."
+        )
     return f"this suite, trained on {plan.base.source}, evaluated on {mapping} (the real datasets)."
 
 

@@ -170,7 +170,9 @@ def _parent_run(plan: Plan, url: str | None) -> str:
     found = client.search_runs([exp], filter_string=f"tags.study = '{plan.study_name}'", max_results=1)
     if found:
         return found[0].info.run_id
-    run = client.create_run(exp, run_name=plan.study_name, tags={"study": plan.study_name, "optuna_storage": storage_label(url, plan.journal)})
+    run = client.create_run(
+        exp, run_name=plan.study_name, tags={"study": plan.study_name, "optuna_storage": storage_label(url, plan.journal)}
+    )
     from mlflow.entities import Param
 
     client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in plan.describe().items()])
@@ -187,8 +189,13 @@ def prepare(plan: Plan, storage_url: str | None = None, invocation: str | None =
         experiment(TRAIN_EXPERIMENT)
         parent = _parent_run(plan, storage_url)
         storage = open_storage(storage_url, plan.journal)
-        study = optuna.create_study(storage=storage, study_name=plan.study_name, direction="minimize",
-                                    sampler=optuna.samplers.RandomSampler(seed=0), load_if_exists=True)  # fmt: skip
+        study = optuna.create_study(
+            storage=storage,
+            study_name=plan.study_name,
+            direction="minimize",
+            sampler=optuna.samplers.RandomSampler(seed=0),
+            load_if_exists=True,
+        )
         # On the study's side: its parent run, and the grid as this plan sees it (more seeds grow it).
         for key, value in {"mlflow_parent_run_id": parent, "cells": [c.key for c in plan.cells()]}.items():
             if study.user_attrs.get(key) != value:
@@ -210,9 +217,12 @@ def _fail(session: Session, trial_id: int, kind: str, reason: str) -> None:
 def _pending(session: Session, trials: list, attempts: int) -> list[Cell]:
     taken = {t.user_attrs.get("cell") for t in trials if t.state in (TrialState.COMPLETE, TrialState.RUNNING)}
     failed = Counter(
-        t.user_attrs.get("cell") for t in trials
-        if t.state == TrialState.FAIL and t.user_attrs.get("invocation") == session.invocation and t.user_attrs.get("failure_kind") != "superseded"
-    )  # fmt: skip
+        t.user_attrs.get("cell")
+        for t in trials
+        if t.state == TrialState.FAIL
+        and t.user_attrs.get("invocation") == session.invocation
+        and t.user_attrs.get("failure_kind") != "superseded"
+    )
     return [c for c in session.plan.cells() if c.key not in taken and failed[c.key] < attempts]
 
 
@@ -225,7 +235,10 @@ def claim(session: Session, attempts: int = ATTEMPTS) -> tuple[optuna.Trial, Cel
             now = time.time()
             for t in trials:
                 if t.state == TrialState.RUNNING and not is_alive(t.user_attrs.get("worker"), t.user_attrs.get("heartbeat"), now):
-                    print(f"[{study.study_name}] trial {t.number} ({t.user_attrs.get('cell')}): its worker is gone; retrying the cell", file=sys.stderr)
+                    print(
+                        f"[{study.study_name}] trial {t.number} ({t.user_attrs.get('cell')}): its worker is gone; retrying the cell",
+                        file=sys.stderr,
+                    )
                     _fail(session, t._trial_id, "lost", f"worker {t.user_attrs.get('worker')} stopped without finishing")
             trials = study.get_trials(deepcopy=False)
             pending = _pending(session, trials, attempts)
@@ -278,8 +291,19 @@ def _train_for(session: Session, trainer: Callable, trial: optuna.Trial, cell: C
         if result.reused:
             MlflowClient().set_tag(result.run_id, f"reused_by/{name}/{trial.number}", cell.key)
         runs = trial.user_attrs.get("runs", [])
-        trial.set_user_attr("runs", runs + [{"config_hash": result.config_hash, "run_hash": result.run_hash, "run_id": result.run_id,
-                                             "status": result.status, "reused": result.reused}])  # fmt: skip
+        trial.set_user_attr(
+            "runs",
+            runs
+            + [
+                {
+                    "config_hash": result.config_hash,
+                    "run_hash": result.run_hash,
+                    "run_id": result.run_id,
+                    "status": result.status,
+                    "reused": result.reused,
+                }
+            ],
+        )
         if result.status != "FINISHED":
             raise CellFailed(f"training of config {result.config_hash} ended {result.status} (MLflow run {result.run_id})")
         return result
@@ -339,7 +363,9 @@ def _close_parent(session: Session) -> None:
         MlflowClient().set_terminated(session.parent_run_id, "FAILED")
 
 
-def run_study(plan: Plan, workers: int = 1, storage: str | None = None, trainer: Callable | None = None, attempts: int = ATTEMPTS) -> Session:
+def run_study(
+    plan: Plan, workers: int = 1, storage: str | None = None, trainer: Callable | None = None, attempts: int = ATTEMPTS
+) -> Session:
     """Prepare the study, run `workers` workers on it (this process when 1, else subprocesses on the
     same storage) until no cell is pending, and close its parent MLflow run."""
     if workers < 1:

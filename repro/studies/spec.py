@@ -132,8 +132,12 @@ def _row(data: object, where: str, columns: dict[str, str]) -> Row:
     for col, value in paper.items():
         _expect(isinstance(value, int | float) and not isinstance(value, bool), f"{where}.paper.{col}", f"expected a number, got {value!r}")
     overrides = _flatten(_table(data, "set", where))
-    per_column = {col: _flatten(_table(_table(data, "per_column", where), col, f"{where}.per_column")) for col in _table(data, "per_column", where)}
-    _expect(not set(per_column) - set(columns), f"{where}.per_column", f"columns {sorted(set(per_column) - set(columns))} are not in [columns]")
+    per_column = {
+        col: _flatten(_table(_table(data, "per_column", where), col, f"{where}.per_column")) for col in _table(data, "per_column", where)
+    }
+    _expect(
+        not set(per_column) - set(columns), f"{where}.per_column", f"columns {sorted(set(per_column) - set(columns))} are not in [columns]"
+    )
     if not reproduced:
         _expect(not overrides and not per_column, where, "a paper-only row (reproduced = false) has no set or per_column")
     _check_overrides(overrides, f"{where}.set")
@@ -157,7 +161,9 @@ def load_spec(path: str | Path) -> TableSpec:
     for col, target in columns.items():
         _expect(isinstance(target, str) and target, f"{where}.columns.{col}", f"expected a dataset name, got {target!r}")
     seeds = data.get("seeds", 1)
-    _expect(isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1, f"{where}.seeds", f"expected an integer >= 1, got {seeds!r}")
+    _expect(
+        isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1, f"{where}.seeds", f"expected an integer >= 1, got {seeds!r}"
+    )
     metric = data.get("metric", "epe_mm")
     _expect(metric in SPLIT_METRICS, f"{where}.metric", f"expected one of {', '.join(SPLIT_METRICS)}")
     base = _flatten(_table(data, "base", where))

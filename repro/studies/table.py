@@ -43,7 +43,9 @@ class TablePlan:
         if targets is None:
             return cls(spec, base, seeds)
         if len(targets) != len(spec.columns):
-            raise ConfigError(f"--targets: {spec.name} has {len(spec.columns)} columns ({', '.join(spec.columns)}), got {len(targets)} targets")
+            raise ConfigError(
+                f"--targets: {spec.name} has {len(spec.columns)} columns ({', '.join(spec.columns)}), got {len(targets)} targets"
+            )
         return cls(spec, base, seeds, dict(zip(spec.columns, targets)))
 
     def seed_values(self) -> range:
@@ -77,9 +79,15 @@ class TablePlan:
         return statistics.fmean(metrics.values()), attrs
 
     def describe(self) -> dict:
-        return {"table": self.spec.name, "title": self.spec.title, "spec_file": str(self.spec.path), "preset": self.base.preset,
-                "columns": json.dumps(self.targets), "base_config_hash": self.base.hash,
-                **{f"base.{k}": v for k, v in self.base.flat().items()}}  # fmt: skip
+        return {
+            "table": self.spec.name,
+            "title": self.spec.title,
+            "spec_file": str(self.spec.path),
+            "preset": self.base.preset,
+            "columns": json.dumps(self.targets),
+            "base_config_hash": self.base.hash,
+            **{f"base.{k}": v for k, v in self.base.flat().items()},
+        }
 
     def to_json(self) -> dict:
         return {"spec": str(self.spec.path), "base": self.base.to_dict(), "seeds": self.seeds, "targets": self.targets}
@@ -89,8 +97,15 @@ class TablePlan:
         return cls(load_spec(data["spec"]), from_dict(data["base"]), data["seeds"], data["targets"])
 
 
-def run_tables(names: list[str], base: RunConfig, seeds: int | None = None, targets: list[str] | None = None,
-               workers: int = 1, storage: str | None = None, trainer=None) -> list[tuple[TablePlan, object]]:  # fmt: skip
+def run_tables(
+    names: list[str],
+    base: RunConfig,
+    seeds: int | None = None,
+    targets: list[str] | None = None,
+    workers: int = 1,
+    storage: str | None = None,
+    trainer=None,
+) -> list[tuple[TablePlan, object]]:
     """Each table's study in turn (`repro all` is every spec): configs shared with an earlier table
     are reused from MLflow, not trained again. Returns (plan, session) per table."""
     plans = [TablePlan.from_args(name, base, seeds, targets) for name in names]  # every spec checked before any training

@@ -54,8 +54,9 @@ def canonical_params(params) -> tuple[str, ...]:
     unknown = [p for p, name in zip(params, names) if name not in CANDIDATES]
     allowed = ", ".join(f"{name} ({alias})" for alias, name in ALIASES.items())
     if unknown or not names:
-        raise ConfigError(f"--params: unknown {', '.join(map(repr, unknown)) if unknown else '(none given)'}; "
-                          f"expected some of {allowed}, comma-separated")  # fmt: skip
+        raise ConfigError(
+            f"--params: unknown {', '.join(map(repr, unknown)) if unknown else '(none given)'}; expected some of {allowed}, comma-separated"
+        )
     if len(set(names)) != len(names):
         raise ConfigError(f"--params: {', '.join(params)} names a parameter twice")
     return tuple(p for p in CANDIDATES if p in names)
@@ -106,8 +107,13 @@ class TunePlan:
         return statistics.fmean(epes), {"fold_epe_mm": epes, "run_ids": [r.run_id for r in results], "point": cell.attrs}
 
     def describe(self) -> dict:
-        return {"tune_params": ",".join(self.params), "folds": self.folds, "preset": self.base.preset,
-                "base_config_hash": self.base.hash, **{f"base.{k}": v for k, v in self.base.flat().items()}}  # fmt: skip
+        return {
+            "tune_params": ",".join(self.params),
+            "folds": self.folds,
+            "preset": self.base.preset,
+            "base_config_hash": self.base.hash,
+            **{f"base.{k}": v for k, v in self.base.flat().items()},
+        }
 
     def to_json(self) -> dict:
         return {"base": self.base.to_dict(), "folds": self.folds, "params": list(self.params), "trials": self.trials}
@@ -123,8 +129,14 @@ def tune_frame(plan: TunePlan, study) -> pd.DataFrame:
     records = []
     for cell in plan.cells():
         epes = complete.get(cell.key, {}).get("fold_epe_mm", [])
-        records.append({**cell.attrs, "val_epe_mm": float(np.mean(epes)) if epes else np.nan,
-                        "std": float(np.std(epes, ddof=1)) if len(epes) > 1 else np.nan, "folds": len(epes)})  # fmt: skip
+        records.append(
+            {
+                **cell.attrs,
+                "val_epe_mm": float(np.mean(epes)) if epes else np.nan,
+                "std": float(np.std(epes, ddof=1)) if len(epes) > 1 else np.nan,
+                "folds": len(epes),
+            }
+        )
     return pd.DataFrame.from_records(records)
 
 
@@ -138,8 +150,10 @@ def chosen(frame: pd.DataFrame) -> dict | None:
 
 def format_tune(plan: TunePlan, frame: pd.DataFrame) -> str:
     best = chosen(frame)
-    lines = [f"{plan.study_name}: mean validation EPE (mm) over {plan.folds} folds of {plan.base.source}'s training split (no target read)",
-             frame.to_string(index=False, float_format=lambda v: f"{v:g}", na_rep="-")]  # fmt: skip
+    lines = [
+        f"{plan.study_name}: mean validation EPE (mm) over {plan.folds} folds of {plan.base.source}'s training split (no target read)",
+        frame.to_string(index=False, float_format=lambda v: f"{v:g}", na_rep="-"),
+    ]
     if best is None:
         lines.append("chosen: none (no grid point finished)")
     else:

@@ -24,8 +24,17 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(path: Path, state: TrainState) -> None:
-    save_tensor({"model": state.model.state_dict(), "model_config": dataclasses.asdict(state.model.cfg), "optimizer": state.optimizer.state_dict(),
-                 "epoch": state.epoch, "history": state.history, "rng": rng_state()}, path)  # fmt: skip
+    save_tensor(
+        {
+            "model": state.model.state_dict(),
+            "model_config": dataclasses.asdict(state.model.cfg),
+            "optimizer": state.optimizer.state_dict(),
+            "epoch": state.epoch,
+            "history": state.history,
+            "rng": rng_state(),
+        },
+        path,
+    )
 
 
 def load_checkpoint(path: Path, state: TrainState) -> None:

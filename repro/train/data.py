@@ -29,7 +29,9 @@ def restyled_twin(source: str) -> str:
     """The dataset whose sample i is `source`'s training sample i re-rendered in another style."""
     twins = [d.name for d in DOMAINS.values() if d.restyles is not None and d.restyles.name == source]
     if not twins:
-        raise DataError(f"the restyle objectives need a source with a restyled twin (a synthetic domain re-rendered in other styles); {source!r} has none")
+        raise DataError(
+            f"the restyle objectives need a source with a restyled twin (a synthetic domain re-rendered in other styles); {source!r} has none"
+        )
     return twins[0]
 
 
@@ -56,8 +58,15 @@ class SplitTensors:
     def subset(self, mask: torch.Tensor, label: str) -> "SplitTensors":
         """The samples where `mask` is true, e.g. one cross-validation fold."""
         digest = hashlib.sha256(f"{self.digest}:{label}".encode()).hexdigest()
-        return dataclasses.replace(self, split=f"{self.split}[{label}]", images=self.images[mask], xyz=self.xyz[mask],
-                                   uv=self.uv[mask], visible=self.visible[mask], digest=digest)  # fmt: skip
+        return dataclasses.replace(
+            self,
+            split=f"{self.split}[{label}]",
+            images=self.images[mask],
+            xyz=self.xyz[mask],
+            uv=self.uv[mask],
+            visible=self.visible[mask],
+            digest=digest,
+        )
 
 
 CV_SEED = 0  # the one fixed shuffle of pose groups behind every cross-validation fold
@@ -73,8 +82,10 @@ def pose_groups(split: SplitTensors) -> torch.Tensor:
     method = getattr(split.dataset, "pose_groups", None)
     groups = torch.arange(len(split)) if method is None else torch.as_tensor(method(), dtype=torch.long)
     if groups.shape != (len(split),):
-        raise DataError(f"{split.name}/{split.split}: its dataset gives {tuple(groups.shape)} pose groups for "
-                        f"{len(split)} samples (a subset's dataset is still the whole split's: pass groups)")  # fmt: skip
+        raise DataError(
+            f"{split.name}/{split.split}: its dataset gives {tuple(groups.shape)} pose groups for "
+            f"{len(split)} samples (a subset's dataset is still the whole split's: pass groups)"
+        )
     return groups
 
 
@@ -105,7 +116,9 @@ def fold_of_groups(groups: torch.Tensor, folds: int, seed: int = CV_SEED) -> tor
     return fold_of_unique[inverse]
 
 
-def cv_split(train: SplitTensors, folds: int, fold: int, groups: torch.Tensor | None = None) -> tuple[SplitTensors, SplitTensors, torch.Tensor]:
+def cv_split(
+    train: SplitTensors, folds: int, fold: int, groups: torch.Tensor | None = None
+) -> tuple[SplitTensors, SplitTensors, torch.Tensor]:
     """(train without fold k, fold k, the fold's (N,) bool mask over `train`), with folds of whole pose
     groups (fold_of_groups), so no pose has renders on both sides. groups: (N,), default pose_groups(train)."""
     groups = pose_groups(train) if groups is None else torch.as_tensor(groups, dtype=torch.long)

@@ -14,7 +14,6 @@ from repro.train.data import evaluated_splits, load_split
 from repro.train.evaluate import evaluate_split
 from repro.train.run import EXPERIMENT, device_for_training
 
-
 CHECKPOINT = "checkpoint/last.pt"
 
 
@@ -35,8 +34,10 @@ def finished_run(run_id: str):
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"no run {run_id!r} in the tracking store {uri} ({first}); {expected}") from None
     if run.info.status != "FINISHED":
-        raise ConfigError(f"run {run_id!r} is {run.info.status}, expected a FINISHED training run "
-                          f"(`repro train` with the run's config resumes an unfinished one)")  # fmt: skip
+        raise ConfigError(
+            f"run {run_id!r} is {run.info.status}, expected a FINISHED training run "
+            f"(`repro train` with the run's config resumes an unfinished one)"
+        )
     try:
         files = {a.path for folder in ("", "checkpoint") for a in client.list_artifacts(run_id, folder)}
     except (MlflowException, OSError) as err:
@@ -44,8 +45,10 @@ def finished_run(run_id: str):
     missing = [f for f in ("config.json", CHECKPOINT) if f not in files]
     if missing:
         name = client.get_experiment(run.info.experiment_id).name
-        raise ConfigError(f"run {run_id!r} (experiment {name!r}) has no {' or '.join(missing)} artifact: "
-                          f"expected a training run of experiment {EXPERIMENT!r}")  # fmt: skip
+        raise ConfigError(
+            f"run {run_id!r} (experiment {name!r}) has no {' or '.join(missing)} artifact: "
+            f"expected a training run of experiment {EXPERIMENT!r}"
+        )
     return run
 
 

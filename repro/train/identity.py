@@ -41,8 +41,19 @@ def _inputs_key(cfg: RunConfig) -> tuple:
     and the world's version are read now, so a process that changes either opens its inputs anew."""
     clip = (cfg.clip, cfg.clip_checkpoint) if cfg.uses_clip else None
     world = (str(cache_dir()), domains.GENERATOR_VERSION)
-    return (cfg.source, cfg.targets, cfg.data_root, cfg.image_size, cfg.n_train, cfg.n_val, cfg.n_test, bool(cfg.cv_folds), clip,
-            cfg.restyled, world)  # fmt: skip
+    return (
+        cfg.source,
+        cfg.targets,
+        cfg.data_root,
+        cfg.image_size,
+        cfg.n_train,
+        cfg.n_val,
+        cfg.n_test,
+        bool(cfg.cv_folds),
+        clip,
+        cfg.restyled,
+        world,
+    )
 
 
 @lru_cache(maxsize=16)

@@ -77,16 +77,24 @@ def train_epoch(cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | N
     bar = tqdm(range(n_batches), desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
     for b in bar:
         idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-        batch = Batch(model_inputs(train.images[idx], cfg.model.input_size, device), train.uv[idx], train.visible[idx], train.xyz[idx],
-                      clip_image=clip.image[idx] if clip is not None else None, clip_text=clip.text if clip is not None else None,
-                      restyled=model_inputs(restyled.images[idx], cfg.model.input_size, device) if restyled is not None else None)  # fmt: skip
+        batch = Batch(
+            model_inputs(train.images[idx], cfg.model.input_size, device),
+            train.uv[idx],
+            train.visible[idx],
+            train.xyz[idx],
+            clip_image=clip.image[idx] if clip is not None else None,
+            clip_text=clip.text if clip is not None else None,
+            restyled=model_inputs(restyled.images[idx], cfg.model.input_size, device) if restyled is not None else None,
+        )
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             losses = objective(model, batch)
             loss = cfg.lambda_heat * losses["heat"] + cfg.lambda_pose * losses["pose"] + cfg.lambda_con * losses["con"]
         l_heat, l_pose, l_con = losses["heat"], losses["pose"], losses["con"]
         if not torch.isfinite(loss) or loss.abs() > RUNAWAY_LOSS:
-            raise TrainingDiverged(f"loss became {loss.item():.4g} (|loss| > {RUNAWAY_LOSS:g} or not finite) at epoch {state.epoch + 1}, batch {b + 1} "
-                                   f"(heat {l_heat.item():.4g}, pose {l_pose.item():.4g}, con {l_con.item():.4g})")  # fmt: skip
+            raise TrainingDiverged(
+                f"loss became {loss.item():.4g} (|loss| > {RUNAWAY_LOSS:g} or not finite) at epoch {state.epoch + 1}, batch {b + 1} "
+                f"(heat {l_heat.item():.4g}, pose {l_pose.item():.4g}, con {l_con.item():.4g})"
+            )
         for group in optimizer.param_groups:
             group["lr"] = scheduled_lr(cfg, state.epoch * n_batches + b, cfg.epochs * n_batches)
         optimizer.zero_grad(set_to_none=True)

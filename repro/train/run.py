@@ -21,14 +21,14 @@ from mlflow.data.meta_dataset import MetaDataset
 from mlflow.tracking import MlflowClient
 
 from repro.config import RunConfig
-from repro.geometry3d import normalize_pose
 from repro.data.registry import dataset_root
+from repro.geometry3d import normalize_pose
 from repro.paths import cache_dir
 from repro.tracking import SPLIT_METRICS, TRAIN_EXPERIMENT, experiment, git_state, mlruns_dir
-from repro.train.data import cv_split, evaluated_splits, split_tensors
-from repro.train.identity import identity, identity_hash, open_inputs
-from repro.train.evaluate import evaluate_split, pose_metrics
 from repro.train.checkpoints import load_checkpoint, save_checkpoint
+from repro.train.data import cv_split, evaluated_splits, split_tensors
+from repro.train.evaluate import evaluate_split, pose_metrics
+from repro.train.identity import identity, identity_hash, open_inputs
 from repro.train.loop import ClipFeatures, TrainingDiverged, new_state, train_epoch
 
 EXPERIMENT = TRAIN_EXPERIMENT
@@ -129,8 +129,15 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
     state = new_state(cfg, clip_dim, device)
     ckpt = mlruns_dir() / "checkpoints" / key / "last.pt"
 
-    tags = {"run_hash": key, "config_hash": cfg.hash, "preset": cfg.preset, "device": str(device), **git_state(),
-            **_identity_tags(record), **(extra_tags or {})}  # fmt: skip
+    tags = {
+        "run_hash": key,
+        "config_hash": cfg.hash,
+        "preset": cfg.preset,
+        "device": str(device),
+        **git_state(),
+        **_identity_tags(record),
+        **(extra_tags or {}),
+    }
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     exp = experiment(EXPERIMENT)

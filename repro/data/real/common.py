@@ -89,8 +89,9 @@ def crop_square(img: Image.Image, x0: float, y0: float, side: float, size: int) 
     return torch.from_numpy(np.array(out)).permute(2, 0, 1).contiguous()
 
 
-def build_sample(*, file: Path, xyz_mm: np.ndarray, K: np.ndarray, visible: np.ndarray | None, left: bool,
-                 meta: dict, size: int, layout: str) -> HandSample:
+def build_sample(
+    *, file: Path, xyz_mm: np.ndarray, K: np.ndarray, visible: np.ndarray | None, left: bool, meta: dict, size: int, layout: str
+) -> HandSample:
     """Read `file`, mirror a left hand into a right one, crop around the hand, and return the HandSample.
 
     xyz_mm: (21, 3) canonical order, camera frame of `file`; K: its intrinsics. visible: (21,) or None

@@ -22,16 +22,18 @@ from repro.data.real.common import RealHandDataset, build_sample, count_files, r
 from repro.data.registry import DEFAULT_SIZE, register_dataset
 from repro.data.sample import HandSample
 
-LAYOUT = ("FreiHAND v2 layout: training/rgb/%08d.jpg, training_xyz.json, training_K.json, "
-          "evaluation/rgb/%08d.jpg, evaluation_xyz.json, evaluation_K.json")
+LAYOUT = (
+    "FreiHAND v2 layout: training/rgb/%08d.jpg, training_xyz.json, training_K.json, "
+    "evaluation/rgb/%08d.jpg, evaluation_xyz.json, evaluation_K.json"
+)
 VERSIONS = {"training": 4, "evaluation": 1}  # images per annotation
 # Where each split's annotations come from: the main archive holds the evaluation images and K but not
 # their 3D joints, which ship in a separate archive.
 ARCHIVES = {
     "training": "FreiHAND_pub_v2.zip (training_xyz.json, training_K.json beside training/)",
     "evaluation": "FreiHAND_pub_v2_eval.zip, the evaluation annotations published apart from FreiHAND_pub_v2.zip "
-                  "(evaluation_xyz.json, evaluation_K.json beside evaluation/)",
-}  # fmt: skip
+    "(evaluation_xyz.json, evaluation_K.json beside evaluation/)",
+}
 
 
 def _load_list(path: Path, tail: tuple[int, ...], what: str) -> np.ndarray:
@@ -56,19 +58,21 @@ class FreiHAND(RealHandDataset):
         xyz_path, K_path = root / f"{split}_xyz.json", root / f"{split}_K.json"
         missing = [str(p) for p in (xyz_path, K_path) if not p.is_file()]
         if missing:  # refused before any image is read: every sample needs its 3D joints and K
-            raise DataError(f"FreiHAND {split} annotations missing: {', '.join(missing)}; add them from "
-                            f"{ARCHIVES[split]} ({LAYOUT})")  # fmt: skip
+            raise DataError(f"FreiHAND {split} annotations missing: {', '.join(missing)}; add them from {ARCHIVES[split]} ({LAYOUT})")
         self._xyz_mm = 1000.0 * _load_list(xyz_path, (21, 3), "a list of N entries of 21x3 metres")
         self._K = _load_list(K_path, (3, 3), "a list of N entries of 3x3 intrinsics")
         if len(self._xyz_mm) != len(self._K):
-            raise DataError(f"{xyz_path} has {len(self._xyz_mm)} entries but {K_path} has {len(self._K)}; "
-                            f"expected one K per pose ({LAYOUT})")
+            raise DataError(
+                f"{xyz_path} has {len(self._xyz_mm)} entries but {K_path} has {len(self._K)}; expected one K per pose ({LAYOUT})"
+            )
         self._rgb = require_dir(root / split / "rgb", "the folder of %08d.jpg images", LAYOUT)
         count = VERSIONS[split] * len(self._K)
         found = count_files(self._rgb, "*.jpg")
         if found != count:
-            raise DataError(f"{self._rgb} holds {found} .jpg images; expected {count} = {VERSIONS[split]} x "
-                            f"{len(self._K)} annotations in {xyz_path} ({LAYOUT})")
+            raise DataError(
+                f"{self._rgb} holds {found} .jpg images; expected {count} = {VERSIONS[split]} x "
+                f"{len(self._K)} annotations in {xyz_path} ({LAYOUT})"
+            )
         super().__init__(root, split, count, [xyz_path, K_path], n, size)
 
     def _sample(self, i: int) -> HandSample:
@@ -91,7 +95,13 @@ class FreiHAND(RealHandDataset):
         return torch.arange(len(self)) % len(self._K)
 
 
-@register_dataset("freihand", needs_root=True, synthetic=False, splits=tuple(VERSIONS), default_split="evaluation",
-                  description="FreiHAND v2: 130,240 training / 3,960 evaluation images, right hands, 224x224")
+@register_dataset(
+    "freihand",
+    needs_root=True,
+    synthetic=False,
+    splits=tuple(VERSIONS),
+    default_split="evaluation",
+    description="FreiHAND v2: 130,240 training / 3,960 evaluation images, right hands, 224x224",
+)
 def open_freihand(root: Path, split: str, n: int | None, size: int = DEFAULT_SIZE) -> FreiHAND:
     return FreiHAND(root, split, n=n, size=size)

@@ -28,8 +28,10 @@ from repro.data.real.common import RealHandDataset, build_sample, count_files, r
 from repro.data.registry import DEFAULT_SIZE, register_dataset
 from repro.data.sample import HandSample
 
-LAYOUT = ("RHD_published_v2 layout: <split>/color/%05d.png, <split>/mask/%05d.png, "
-          "<split>/anno_<split>.pickle = {index: {'xyz': 42x3 metres, 'uv_vis': 42x3, 'K': 3x3}}")
+LAYOUT = (
+    "RHD_published_v2 layout: <split>/color/%05d.png, <split>/mask/%05d.png, "
+    "<split>/anno_<split>.pickle = {index: {'xyz': 42x3 metres, 'uv_vis': 42x3, 'K': 3x3}}"
+)
 # canonical joint j <- RHD joint RHD_TO_CANONICAL[j] within one hand
 RHD_TO_CANONICAL = (0, 4, 3, 2, 1, 8, 7, 6, 5, 12, 11, 10, 9, 16, 15, 14, 13, 20, 19, 18, 17)
 LEFT_LABELS = (2, 17)  # inclusive ranges of mask labels
@@ -61,8 +63,9 @@ def _load_annotations(path: Path) -> tuple[list[int], dict[str, np.ndarray]]:
             except (ValueError, TypeError):
                 value = np.empty(0)  # not numbers: reported as a wrong shape below
             if value.shape != shape:
-                raise DataError(f"{path}: field {field!r} of sample {k} has shape {value.shape}; "
-                                f"expected a {shape} array of numbers ({LAYOUT})")
+                raise DataError(
+                    f"{path}: field {field!r} of sample {k} has shape {value.shape}; expected a {shape} array of numbers ({LAYOUT})"
+                )
             rows.append(value)
         fields[field] = np.stack(rows)
         require_finite(fields[field], path, field, LAYOUT)
@@ -85,8 +88,10 @@ class RHD(RealHandDataset):
         self._mask = folder / "mask"
         found = count_files(self._color, "*.png")
         if found != len(self._keys):
-            raise DataError(f"{self._color} holds {found} .png images but {anno_path} has {len(self._keys)} "
-                            f"annotations; expected one image per annotation ({LAYOUT})")
+            raise DataError(
+                f"{self._color} holds {found} .png images but {anno_path} has {len(self._keys)} "
+                f"annotations; expected one image per annotation ({LAYOUT})"
+            )
         super().__init__(root, split, len(self._keys), [anno_path], n, size)
 
     def _is_left(self, i: int) -> bool:
@@ -122,7 +127,13 @@ class RHD(RealHandDataset):
         return torch.arange(len(self))
 
 
-@register_dataset("rhd", needs_root=True, synthetic=False, splits=("training", "evaluation"), default_split="evaluation",
-                  description="Rendered Hand Pose (RHD_published_v2): 41,258 training / 2,728 evaluation, 320x320")
+@register_dataset(
+    "rhd",
+    needs_root=True,
+    synthetic=False,
+    splits=("training", "evaluation"),
+    default_split="evaluation",
+    description="Rendered Hand Pose (RHD_published_v2): 41,258 training / 2,728 evaluation, 320x320",
+)
 def open_rhd(root: Path, split: str, n: int | None, size: int = DEFAULT_SIZE) -> RHD:
     return RHD(root, split, n=n, size=size)

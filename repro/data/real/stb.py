@@ -92,8 +92,10 @@ class STB(RealHandDataset):
             require_dir(folder, f"the folder of {seq}'s SK_color_%d.png images (or {root / seq})", LAYOUT)
             found = count_files(folder, "SK_color_*.png")
             if found != len(xyz):
-                raise DataError(f"{folder} holds {found} SK_color_*.png images but {label} has {len(xyz)} "
-                                f"frames; expected one image per frame ({LAYOUT})")
+                raise DataError(
+                    f"{folder} holds {found} SK_color_*.png images but {label} has {len(xyz)} "
+                    f"frames; expected one image per frame ({LAYOUT})"
+                )
             files.append(label)
             poses.append(xyz)
             self._frames += [(seq, folder, f) for f in range(len(xyz))]
@@ -120,7 +122,13 @@ class STB(RealHandDataset):
         return torch.arange(len(self))
 
 
-@register_dataset("stb", needs_root=True, synthetic=False, splits=tuple(SEQUENCES), default_split="test",
-                  description="Stereo Hand Pose benchmark, SK colour: 15,000 train / 3,000 test, left hands, 640x480")
+@register_dataset(
+    "stb",
+    needs_root=True,
+    synthetic=False,
+    splits=tuple(SEQUENCES),
+    default_split="test",
+    description="Stereo Hand Pose benchmark, SK colour: 15,000 train / 3,000 test, left hands, 640x480",
+)
 def open_stb(root: Path, split: str, n: int | None, size: int = DEFAULT_SIZE) -> STB:
     return STB(root, split, n=n, size=size)

@@ -72,10 +72,16 @@ def _sky(Y, p, horizon):
 
 def mountain(X, Y, p, base, second):
     horizon = 0.45 + 0.2 * _col(p, 0)
-    ridge = horizon - 0.08 - 0.22 * _col(p, 1) * (
-        0.55 * torch.abs(torch.sin(3.1 * X + 6 * _col(p, 2)))
-        + 0.30 * torch.abs(torch.sin(7.3 * X + 6 * _col(p, 3)))
-        + 0.15 * torch.abs(torch.sin(17.0 * X + 6 * _col(p, 4)))
+    ridge = (
+        horizon
+        - 0.08
+        - 0.22
+        * _col(p, 1)
+        * (
+            0.55 * torch.abs(torch.sin(3.1 * X + 6 * _col(p, 2)))
+            + 0.30 * torch.abs(torch.sin(7.3 * X + 6 * _col(p, 3)))
+            + 0.15 * torch.abs(torch.sin(17.0 * X + 6 * _col(p, 4)))
+        )
     )
     rock = torch.tensor([0.42, 0.45, 0.55])[None, :, None, None] * (0.8 + 0.4 * ((Y - ridge) / 0.3).clamp(0, 1))[:, None]
     snow = _smoothstep(ridge + 0.05, Y, 0.02)  # 0 near the peaks

@@ -124,12 +124,14 @@ DIP_PER_PIP, DIP_RESIDUAL = 2.0 / 3.0, 5.0
 # deviation correlated between neighbours (index, middle, ring, little), plus the resting cascade (the
 # ulnar fingers sit more flexed).
 FINGER_DEVIATION = 0.2
-FINGER_DEVIATION_CORR = np.array([
-    [1.00, 0.45, 0.20, 0.05],
-    [0.45, 1.00, 0.60, 0.35],
-    [0.20, 0.60, 1.00, 0.80],
-    [0.05, 0.35, 0.80, 1.00],
-])  # fmt: skip
+FINGER_DEVIATION_CORR = np.array(
+    [
+        [1.00, 0.45, 0.20, 0.05],
+        [0.45, 1.00, 0.60, 0.35],
+        [0.20, 0.60, 1.00, 0.80],
+        [0.05, 0.35, 0.80, 1.00],
+    ]
+)
 _DEVIATION_CHOLESKY = np.linalg.cholesky(FINGER_DEVIATION_CORR)
 CASCADE = np.array([0.0, 0.03, 0.06, 0.10])
 MCP_RANGE, PIP_RANGE = (-10.0, 85.0), (0.0, 105.0)  # closure 0 .. 1 maps onto these (before noise and clipping)
@@ -179,13 +181,15 @@ def _synergy_pose(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     t_close = np.clip(0.65 * closure + 0.35 * rng.uniform() + rng.normal(0.0, 0.08), 0.0, 1.0)
     t_opp = np.clip(t_close + rng.normal(0.0, 0.12), 0.0, 1.0)
     mcp_t = 5.0 + 45.0 * t_close + rng.normal(0.0, 8.0)
-    thumb = np.array([
-        -8.0 + 45.0 * t_close + rng.normal(0.0, 6.0),  # cmc_flex: across the palm
-        10.0 + 40.0 * t_opp + rng.normal(0.0, 6.0),  # cmc_abd: out of the palm plane
-        50.0 * t_opp + rng.normal(0.0, 4.0),  # opposition
-        mcp_t,
-        0.8 * mcp_t + rng.normal(0.0, 10.0),  # ip_flex: flexes with the MCP
-    ])  # fmt: skip
+    thumb = np.array(
+        [
+            -8.0 + 45.0 * t_close + rng.normal(0.0, 6.0),  # cmc_flex: across the palm
+            10.0 + 40.0 * t_opp + rng.normal(0.0, 6.0),  # cmc_abd: out of the palm plane
+            50.0 * t_opp + rng.normal(0.0, 4.0),  # opposition
+            mcp_t,
+            0.8 * mcp_t + rng.normal(0.0, 10.0),  # ip_flex: flexes with the MCP
+        ]
+    )
     return fingers, thumb
 
 
@@ -294,7 +298,11 @@ def _thumb_joints(params: HandParams) -> list[torch.Tensor]:
     s, jit = params.scale[:, None], params.bone_jitter
     z = torch.tensor([0.0, 0.0, 1.0]).expand(B, 3)
     deg = torch.deg2rad(params.thumb_angles)
-    cmc = torch.stack([THUMB_CMC[0] * PALM_WIDTH * params.palm_width, torch.full((B,), THUMB_CMC[1] * PALM_LENGTH), torch.zeros(B)], -1) * s * jit[:, :1]
+    cmc = (
+        torch.stack([THUMB_CMC[0] * PALM_WIDTH * params.palm_width, torch.full((B,), THUMB_CMC[1] * PALM_LENGTH), torch.zeros(B)], -1)
+        * s
+        * jit[:, :1]
+    )
     rest = torch.tensor([np.sin(np.deg2rad(THUMB_REST_ANGLE)), np.cos(np.deg2rad(THUMB_REST_ANGLE)), 0.0], dtype=torch.float32).expand(B, 3)
     direction = _rot_about(z, deg[:, 0], rest)  # +angle turns the thumb towards the fingers (about +z)
     lateral = torch.nn.functional.normalize(torch.cross(direction, z, dim=-1), dim=-1)
@@ -328,8 +336,14 @@ def _finger_joints(params: HandParams, f: int) -> list[torch.Tensor]:
 
 def _cross_np(a, b):  # as np.cross, without its per-call axis handling (most of its cost here)
     a, b = np.broadcast_arrays(a, b)
-    return np.stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1], a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
-                     a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]], -1)  # fmt: skip
+    return np.stack(
+        [
+            a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
+            a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+            a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0],
+        ],
+        -1,
+    )
 
 
 def _rot_about_np(axis, angle, v):

@@ -184,7 +184,7 @@ def _pair_pixels(b: torch.Tensor, ty: torch.Tensor, tx: torch.Tensor, size: int)
     """Flat index into the batch's pixels of every pixel of tile (ty, tx) of image b: (N, TILE*TILE)."""
     off = torch.arange(TILE)
     pix = (ty[:, None, None] * TILE + off[None, :, None]) * size + tx[:, None, None] * TILE + off[None, None, :]
-    return (b[:, None] * size * size + pix.reshape(len(b), -1))
+    return b[:, None] * size * size + pix.reshape(len(b), -1)
 
 
 def rasterize(geom: HandGeometry, K: torch.Tensor, size: int) -> Raster:
@@ -198,18 +198,27 @@ def rasterize(geom: HandGeometry, K: torch.Tensor, size: int) -> Raster:
     b_c, q_c, ty_c, tx_c = (x.index_select(0, caps) for x in (bi, qi, ty, tx))
     b_p, q_p, ty_p, tx_p = (x.index_select(0, ells) for x in (bi, qi, ty, tx))
     e_p = q_p - P
-    t_caps = ray_round_cone(_pair_rays(K_inv, b_c, ty_c, tx_c), _columns(_take_parts(geom.a, b_c, q_c)),
-                            _columns(_take_parts(geom.b, b_c, q_c)), take(geom.r, b_c, q_c)[:, None],
-                            take(geom.r_end, b_c, q_c)[:, None])  # fmt: skip
-    t_palm = ray_ellipsoid(_pair_rays(K_inv, b_p, ty_p, tx_p), _columns(_take_parts(geom.ellipsoid_centre, b_p, e_p)),
-                           take(geom.ellipsoid_to_unit, b_p, e_p)[:, None])  # fmt: skip
+    t_caps = ray_round_cone(
+        _pair_rays(K_inv, b_c, ty_c, tx_c),
+        _columns(_take_parts(geom.a, b_c, q_c)),
+        _columns(_take_parts(geom.b, b_c, q_c)),
+        take(geom.r, b_c, q_c)[:, None],
+        take(geom.r_end, b_c, q_c)[:, None],
+    )
+    t_palm = ray_ellipsoid(
+        _pair_rays(K_inv, b_p, ty_p, tx_p),
+        _columns(_take_parts(geom.ellipsoid_centre, b_p, e_p)),
+        take(geom.ellipsoid_to_unit, b_p, e_p)[:, None],
+    )
 
     flat = torch.cat([_pair_pixels(b_c, ty_c, tx_c, size), _pair_pixels(b_p, ty_p, tx_p, size)]).reshape(-1)
     t = torch.cat([t_caps, t_palm]).reshape(-1)
     depth = torch.full((B * size * size,), INF).scatter_reduce(0, flat, t, "amin")
     winner = ((t == depth.index_select(0, flat)) & torch.isfinite(t)).nonzero(as_tuple=True)[0]
     prim_val = torch.cat([q_c, q_p])[:, None].expand(-1, TILE * TILE).reshape(-1)
-    prim = torch.full((B * size * size,), -1, dtype=torch.long).scatter_reduce(0, flat.index_select(0, winner), prim_val.index_select(0, winner), "amax")
+    prim = torch.full((B * size * size,), -1, dtype=torch.long).scatter_reduce(
+        0, flat.index_select(0, winner), prim_val.index_select(0, winner), "amax"
+    )
     hit = (prim >= 0).nonzero(as_tuple=True)[0]
     image, pixel = hit // (size * size), hit % (size * size)
     rays = _hit_rays(K_inv, image, pixel, size)
@@ -232,9 +241,18 @@ def _normals(geom: HandGeometry, rays_soa, depth, q, b_idx) -> torch.Tensor:
     c = on_caps.nonzero(as_tuple=True)[0]
     b_c, q_c = b_idx.index_select(0, c), q.index_select(0, c)
     p_c = tuple(x.index_select(0, c) for x in p)
-    n.index_copy_(1, c, torch.stack(round_cone_normal(p_c, _take_parts(geom.a, b_c, q_c), _take_parts(geom.b, b_c, q_c),
-                                                       take(geom.r, b_c, q_c), take(geom.r_end, b_c, q_c))))  # fmt: skip
+    n.index_copy_(
+        1,
+        c,
+        torch.stack(
+            round_cone_normal(
+                p_c, _take_parts(geom.a, b_c, q_c), _take_parts(geom.b, b_c, q_c), take(geom.r, b_c, q_c), take(geom.r_end, b_c, q_c)
+            )
+        ),
+    )
     e = (~on_caps).nonzero(as_tuple=True)[0]
     b_e, q_e, p_e = b_idx.index_select(0, e), q.index_select(0, e) - P, tuple(x.index_select(0, e) for x in p)
-    n.index_copy_(1, e, torch.stack(ellipsoid_normal(p_e, _take_parts(geom.ellipsoid_centre, b_e, q_e), take(geom.ellipsoid_to_unit, b_e, q_e))))
+    n.index_copy_(
+        1, e, torch.stack(ellipsoid_normal(p_e, _take_parts(geom.ellipsoid_centre, b_e, q_e), take(geom.ellipsoid_to_unit, b_e, q_e)))
+    )
     return n.T

@@ -11,8 +11,20 @@ import torch
 from repro.data.geometry import crop_intrinsics, project
 from repro.data.joints import BONES, palm_centre
 from repro.data.world.backdrops import TEXTURES
-from repro.data.world.hand import (BONE_RADII, CARPUS, FINGERTIP_INSET, PALM_ELLIPSOID, PALM_LENGTH, PALM_THICKNESS, PALM_WIDTH, THENAR, WRIST_RADIUS,
-                                   hand_joints, sample_hand, stack_params)  # fmt: skip
+from repro.data.world.hand import (
+    BONE_RADII,
+    CARPUS,
+    FINGERTIP_INSET,
+    PALM_ELLIPSOID,
+    PALM_LENGTH,
+    PALM_THICKNESS,
+    PALM_WIDTH,
+    THENAR,
+    WRIST_RADIUS,
+    hand_joints,
+    sample_hand,
+    stack_params,
+)
 from repro.data.world.render import HandGeometry, pixel_rays, rasterize
 from repro.data.world.style import COLOUR_RGB, HAND_RGB, LIGHTING
 from repro.data.world.vocabulary import HANDS, HEADS, LIGHTING_WORDS, PLAIN_COLOURS, caption
@@ -140,8 +152,11 @@ def _geometry(joints_hand, R, t, hand_params) -> tuple[torch.Tensor, HandGeometr
     # to the little finger's side and a little to the palm's (the palmar pad is thicker than the back).
     width = PALM_WIDTH * hand_params.palm_width * s
     eye = torch.eye(3).expand(len(s), 3, 3)
-    palm = (torch.stack([PALM_ELLIPSOID[0] * width, PALM_ELLIPSOID[1] * PALM_LENGTH * s, PALM_ELLIPSOID[2] * s], -1),
-            torch.stack([PALM_ELLIPSOID[3] * width + 6.0 * s, PALM_ELLIPSOID[4] * PALM_LENGTH * s, 0.5 * PALM_THICKNESS * s], -1), eye)  # fmt: skip
+    palm = (
+        torch.stack([PALM_ELLIPSOID[0] * width, PALM_ELLIPSOID[1] * PALM_LENGTH * s, PALM_ELLIPSOID[2] * s], -1),
+        torch.stack([PALM_ELLIPSOID[3] * width + 6.0 * s, PALM_ELLIPSOID[4] * PALM_LENGTH * s, 0.5 * PALM_THICKNESS * s], -1),
+        eye,
+    )
     # Thenar eminence: the muscle mound along the thumb's metacarpal, on its palm side and towards the
     # palm's centre; it turns with the metacarpal (its axes: the bone, across it in the palm, the normal).
     cmc, mcp = joints_hand[:, 1], joints_hand[:, 2]
@@ -162,7 +177,9 @@ def _geometry(joints_hand, R, t, hand_params) -> tuple[torch.Tensor, HandGeometr
 def _placement(scenes, R, joints_hand) -> torch.Tensor:
     """Translation that puts the palm centre at the drawn distance and off-axis angles."""
     off = torch.deg2rad(_tensor(scenes, "off_axis"))
-    direction = torch.nn.functional.normalize(torch.stack([torch.tan(off[:, 0]), torch.tan(off[:, 1]), torch.ones(len(scenes))], -1), dim=-1)
+    direction = torch.nn.functional.normalize(
+        torch.stack([torch.tan(off[:, 0]), torch.tan(off[:, 1]), torch.ones(len(scenes))], -1), dim=-1
+    )
     target = direction * _tensor(scenes, "distance")[:, None]
     return target - (R @ palm_centre(joints_hand)[..., None])[..., 0]
 
@@ -219,7 +236,9 @@ def _backdrop(scenes, K, light, ambient, diffuse, gain, size) -> torch.Tensor:
         a, d, lit = ambient[room, None, None], diffuse[room, None, None], light[room, None, None]
         wall_shade = _lambert(torch.tensor([0.0, 0.0, -1.0]), lit, a, d) / (a + d * 0.8)
         floor_shade = _lambert(torch.tensor([0.0, -1.0, 0.0]), lit, a, d) / (a + d * 0.8)
-        out.index_copy_(0, room, torch.where(on_floor[:, None], floor * floor_shade[:, None], out.index_select(0, room) * wall_shade[:, None]))
+        out.index_copy_(
+            0, room, torch.where(on_floor[:, None], floor * floor_shade[:, None], out.index_select(0, room) * wall_shade[:, None])
+        )
     return out.mul_(gain[:, None, None, None])
 
 
@@ -253,7 +272,15 @@ def render_scenes(scenes: list[dict], size: int) -> dict:
     image = image.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
 
     uv = project(K, xyz)
-    return {"image": image, "xyz": xyz, "uv": uv, "visible": joint_visibility(xyz, uv, raster.depth, hand_params.scale), "K": K, "mask": mask, "depth": raster.depth}
+    return {
+        "image": image,
+        "xyz": xyz,
+        "uv": uv,
+        "visible": joint_visibility(xyz, uv, raster.depth, hand_params.scale),
+        "K": K,
+        "mask": mask,
+        "depth": raster.depth,
+    }
 
 
 def joint_radii(scale: torch.Tensor) -> torch.Tensor:

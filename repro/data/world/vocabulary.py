@@ -9,9 +9,27 @@ HEADS = ("a cropped image of", "a image of", "a cropped photo of", "a picture of
 HAND_COLOURS = ("white", "dark brown", "peach", "brown", "pale yellow", "light beige", "black")
 HANDS = ("hand", "right hand")
 SLOT_WORDS = (
-    "mountain", "lake", "bright", "dark", "green", "purple", "white", "yellow", "sky blue", "orange",
-    "black", "red", "blue", "yellow", "gray", "beige", "pink", "brown", "dotted", "flower",
-)  # fmt: skip
+    "mountain",
+    "lake",
+    "bright",
+    "dark",
+    "green",
+    "purple",
+    "white",
+    "yellow",
+    "sky blue",
+    "orange",
+    "black",
+    "red",
+    "blue",
+    "yellow",
+    "gray",
+    "beige",
+    "pink",
+    "brown",
+    "dotted",
+    "flower",
+)
 SCENES = ("background", "room")
 
 PLAIN_COLOURS = tuple(dict.fromkeys(w for w in SLOT_WORDS if w not in ("mountain", "lake", "bright", "dark", "dotted", "flower")))
