@@ -8,7 +8,12 @@ from pathlib import Path
 
 # mlflow is imported inside the functions that use it: the CLI imports this module for its names,
 # and loading mlflow (or torch, as repro.train does) would slow every command's start-up.
+# The suite's experiments, named here only.
 TRAIN_EXPERIMENT = "repro-train"  # the training runs (repro.train.run), read by the studies and reports too
+STUDIES_EXPERIMENT = "repro-studies"  # one parent run per study (repro.studies.runner)
+CLIP_EXPERIMENT = "clip-pretrain"  # synthclip pre-training (repro.clip.pretrain)
+REPORTS_EXPERIMENT = "repro-reports"  # `repro report`'s files (repro.report.tables)
+FIGURES_EXPERIMENT = "repro-figures"  # Figs. 3-4 and the PCK curves (repro.report.figures)
 # what a training run logs per split, as "<split>/<name>": hand3d's visible-joint protocol, then all joints
 SPLIT_METRICS = ("epe_mm", "epe_median_mm", "auc_20_50", "epe_all_mm", "epe_median_all_mm", "auc_20_50_all")
 
@@ -21,19 +26,34 @@ def tracking_uri() -> str:
     return os.environ.get("REPRO_TRACKING_URI") or f"sqlite:///{mlruns_dir() / 'mlflow.db'}"
 
 
-def experiment(name: str) -> str:
-    """Point MLflow at the suite's store and return the id of experiment `name`, creating it if needed."""
-    import mlflow
+def client():
+    """An MlflowClient of the suite's store (its folder created for the local SQLite store)."""
+    from mlflow.tracking import MlflowClient
 
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         mlruns_dir().mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    found = mlflow.get_experiment_by_name(name)
+    return MlflowClient(uri)
+
+
+def use_store() -> None:
+    """Point MLflow's fluent API (mlflow.start_run, mlflow.log_*, mlflow.artifacts) at the suite's store:
+    called by the modules that use it, right before they do."""
+    import mlflow
+
+    client()  # creates the store's folder
+    mlflow.set_tracking_uri(tracking_uri())
+
+
+def experiment(name: str) -> str:
+    """The id of experiment `name` in the suite's store, created (artifacts beside a local store) if needed."""
+    store = client()
+    found = store.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
+    uri = tracking_uri()
     location = None if not uri.startswith("sqlite:///") else (mlruns_dir() / "artifacts" / name).as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
+    return store.create_experiment(name, artifact_location=location)
 
 
 def git_state() -> dict[str, str]:
@@ -57,6 +77,7 @@ def log_files_run(
     import mlflow
 
     exp = experiment(experiment_name)
+    use_store()
     with mlflow.start_run(experiment_id=exp, run_name=name) as run:
         mlflow.set_tags({**git_state(), **tags})
         mlflow.log_params({k: "" if v is None else v for k, v in (params or {}).items()})

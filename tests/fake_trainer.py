@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 
 from mlflow.entities import Metric
-from mlflow.tracking import MlflowClient
 
+from repro import tracking
 from repro.tracking import experiment
 
 
@@ -43,7 +43,7 @@ def fake_metrics(cfg) -> dict:
 
 
 def train(cfg, parent_run_id=None, extra_tags=None):
-    client = MlflowClient()
+    client = tracking.client()
     exp = experiment("repro-train")
     runs = client.search_runs([exp], filter_string=f"tags.config_hash = '{cfg.hash}'", order_by=["attributes.start_time DESC"])
     done = [r for r in runs if r.info.status == "FINISHED"]

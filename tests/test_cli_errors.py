@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import fixtures_real as fx
 import pytest
 
+from repro import tracking
 from repro.cli import main
 from repro.data.errors import DataError
 from repro.data.registry import dataset_entry, dataset_root, is_synthetic
@@ -74,8 +75,8 @@ def test_model_config_raises_config_error():
 
 
 def test_eval_unknown_or_malformed_run_id(stores, capsys):
+    from repro.tracking import TRAIN_EXPERIMENT as EXPERIMENT
     from repro.tracking import experiment
-    from repro.train.run import EXPERIMENT
 
     err = error_of(["eval", "0123456789abcdef0123456789abcdef"], capsys)
     assert "no run '0123456789abcdef0123456789abcdef': the tracking store" in err and "does not exist" in err
@@ -90,10 +91,9 @@ def test_eval_unknown_or_malformed_run_id(stores, capsys):
 
 def test_eval_run_without_checkpoint_or_unfinished(stores, capsys):
     import mlflow
-    from mlflow.tracking import MlflowClient
 
+    from repro.tracking import TRAIN_EXPERIMENT as EXPERIMENT
     from repro.tracking import experiment
-    from repro.train.run import EXPERIMENT
 
     exp = experiment(EXPERIMENT)
     capsys.readouterr()
@@ -102,11 +102,11 @@ def test_eval_run_without_checkpoint_or_unfinished(stores, capsys):
     err = error_of(["eval", run.info.run_id], capsys)
     assert f"run {run.info.run_id!r} (experiment 'repro-train') has no checkpoint/last.pt artifact" in err
 
-    running = MlflowClient().create_run(exp).info.run_id
+    running = tracking.client().create_run(exp).info.run_id
     err = error_of(["eval", running], capsys)
     assert f"run {running!r} is RUNNING, expected a FINISHED training run" in err
-    failed = MlflowClient().create_run(exp).info.run_id
-    MlflowClient().set_terminated(failed, status="FAILED")
+    failed = tracking.client().create_run(exp).info.run_id
+    tracking.client().set_terminated(failed, status="FAILED")
     assert f"run {failed!r} is FAILED" in error_of(["eval", failed], capsys)
 
 

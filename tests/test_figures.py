@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 from fixtures_clip import save_random_open_clip
-from mlflow.tracking import MlflowClient
 
+from repro import tracking
 from repro.cli import main
 from repro.clip import synthclip
 from repro.clip.features import mix_features
@@ -18,7 +18,7 @@ from repro.data.errors import DataError
 from repro.report import fig4_retrieval as fig4
 from repro.report.curves import select_runs
 from repro.report.fig3_tsne import coverage, median_bandwidth, mmd2, nn_aug_share
-from repro.report.figures import EXPERIMENT as FIGURES
+from repro.tracking import FIGURES_EXPERIMENT as FIGURES
 from repro.tracking import experiment
 
 # -- Fig. 3 numbers ------------------------------------------------------------------------------
@@ -144,9 +144,9 @@ def store(tmp_path_factory):
 
 
 def _figure_run(run_id):
-    run = MlflowClient().get_run(run_id)
-    assert MlflowClient().get_experiment(run.info.experiment_id).name == FIGURES
-    return run, {a.path for a in MlflowClient().list_artifacts(run_id)}
+    run = tracking.client().get_run(run_id)
+    assert tracking.client().get_experiment(run.info.experiment_id).name == FIGURES
+    return run, {a.path for a in tracking.client().list_artifacts(run_id)}
 
 
 def test_fig3_writes_png_csv_json_and_logs_a_run(store, checkpoint, tmp_path, capsys):

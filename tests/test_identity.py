@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from repro import tracking
 from repro.data import domains
 from repro.presets import preset_config
 from repro.studies.runner import find_study, run_study
@@ -59,7 +59,7 @@ def test_new_clip_weights_or_world_train_again_and_keep_the_old_runs(store, tmp_
     new_world = _run(spec, "synthclip:tiny")
     assert not set(new_world.values()) & (set(first.values()) | set(reseeded.values()))
 
-    client = MlflowClient()
+    client = tracking.client()
     runs = client.search_runs([experiment(TRAIN_EXPERIMENT)])
     old = {*first.values(), *reseeded.values()}
     assert old <= {r.info.run_id for r in runs if r.info.status == "FINISHED"}  # nothing lost or overwritten

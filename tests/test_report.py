@@ -17,10 +17,11 @@ from mlflow.tracking import MlflowClient
 from repro.cli import main
 from repro.decisions import DECISIONS
 from repro.presets import preset_config
-from repro.report.tables import EXPERIMENT, tex_escape
+from repro.report.tables import tex_escape
 from repro.studies.runner import TRAIN_EXPERIMENT, run_study
 from repro.studies.spec import load_table
 from repro.studies.table import TablePlan
+from repro.tracking import REPORTS_EXPERIMENT as EXPERIMENT
 from repro.tracking import tracking_uri
 
 TINY = ["--set", "epochs=1", "--set", "n_train=32", "--set", "n_val=16", "--set", "n_test=16", "--set", "batch_size=8"]

@@ -16,20 +16,21 @@ import fake_trainer
 import optuna
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from repro import tracking
 from repro.cli import main
 from repro.config import ConfigError
 from repro.data.errors import DataError
 from repro.presets import preset_config
 from repro.studies import locks
 from repro.studies.results import results_frame
-from repro.studies.runner import EXPERIMENT, TRAIN_EXPERIMENT, open_storage, run_study
+from repro.studies.runner import open_storage, run_study
 from repro.studies.spec import SpecError, load_spec, load_table, spec_names
 from repro.studies.table import TablePlan, run_tables
 from repro.studies.tune import TunePlan, chosen, tune_frame
-from repro.tracking import experiment
+from repro.tracking import STUDIES_EXPERIMENT as EXPERIMENT
+from repro.tracking import TRAIN_EXPERIMENT, experiment
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
@@ -54,12 +55,6 @@ class CountingTrainer:
 
 def _study(plan):
     return optuna.load_study(study_name=plan.study_name, storage=open_storage(None, plan.journal))
-
-
-def test_train_experiment_name_matches_the_trainer():
-    from repro.train.run import EXPERIMENT as trainer_experiment
-
-    assert TRAIN_EXPERIMENT == trainer_experiment
 
 
 def test_specs_give_21_cell_configs_and_14_distinct(store):
@@ -154,7 +149,9 @@ def test_repro_table4a_tiny_end_to_end(store, tmp_path, capsys, request):
     out, plan = _run_tiny_study("table4a", tmp_path, capsys, request)
     assert "Table 4(a)" in out and "IE+TE r=0.4" in out and "47.25" in out and "synthetic hand world" in out
     study = _study(plan)
-    baseline = MlflowClient().get_run(next(t for t in study.get_trials() if t.user_attrs["row"] == "Baseline").user_attrs["run_ids"]["STB"])
+    baseline = tracking.client().get_run(
+        next(t for t in study.get_trials() if t.user_attrs["row"] == "Baseline").user_attrs["run_ids"]["STB"]
+    )
     floor = baseline.data.metrics
     assert (
         f"Mean training pose (the constant floor, EPE mm): STB {floor['synth-stb/epe_mean_pose_mm']:.2f}, RHD {floor['synth-rhd/epe_mean_pose_mm']:.2f}"
@@ -162,7 +159,7 @@ def test_repro_table4a_tiny_end_to_end(store, tmp_path, capsys, request):
     )
     trials = study.get_trials(states=(TrialState.COMPLETE,))
     assert sorted(t.user_attrs["cell"] for t in trials) == sorted(c.key for c in plan.cells()) and len(trials) == 6
-    client = MlflowClient()
+    client = tracking.client()
     parent = study.user_attrs["mlflow_parent_run_id"]
     parent_run = client.get_run(parent)
     assert parent_run.info.status == "FINISHED" and parent_run.data.tags["study"] == plan.study_name
@@ -191,7 +188,7 @@ def test_repro_styles_tiny_end_to_end(store, tmp_path, capsys, request):
     assert "Styles" in out and "Re-rendered style (contrastive)" in out and "Re-rendered style (supervised)" in out
     trials = _study(plan).get_trials(states=(TrialState.COMPLETE,))
     assert len(trials) == 5
-    client = MlflowClient()
+    client = tracking.client()
     restyled = next(t for t in trials if t.user_attrs["row"] == "Re-rendered style (contrastive)")
     run = client.get_run(restyled.user_attrs["run_ids"]["STB"])
     assert run.data.params["augment"] == "restyle-contrastive" and "data_digest/restyled" in run.data.tags
@@ -213,7 +210,7 @@ def test_dedupe_across_tables_and_repro_all_trains_16(store):
     study_b = _study(plan_b)
     baseline = next(t for t in study_b.get_trials() if t.user_attrs["cell"] == "Baseline | seed 0")
     assert baseline.state == TrialState.COMPLETE and baseline.user_attrs["reused"] == {"STB": True, "RHD": True}
-    run = MlflowClient().get_run(baseline.user_attrs["run_ids"]["STB"])
+    run = tracking.client().get_run(baseline.user_attrs["run_ids"]["STB"])
     assert run.data.tags["mlflow.parentRunId"] == session_a.parent_run_id  # keeps its own parent ...
     assert run.data.tags[f"reused_by/{plan_b.study_name}/{baseline.number}"] == "Baseline | seed 0"  # ... and records the reuse
 
@@ -227,7 +224,7 @@ def test_dedupe_across_tables_and_repro_all_trains_16(store):
     assert list(zhang["status"]) == ["paper only"] * 2 and zhang["mean"].isna().all() and list(zhang["paper"]) == [36.1, 48.3]
     # One parent run per study, found again (not duplicated) when a study runs a second time.
     studies_exp = experiment(EXPERIMENT)
-    parents = MlflowClient().search_runs([studies_exp])
+    parents = tracking.client().search_runs([studies_exp])
     assert sorted(r.data.tags["study"].rsplit("-", 1)[0] for r in parents) == sorted(f"{n}-tiny" for n in spec_names())
 
 
@@ -248,7 +245,7 @@ def test_a_failed_cell_is_retried(store, capsys):
     assert failed.user_attrs["failure_kind"] == "error" and "injected failure" in failed.user_attrs["failure"]
     frame = results_frame(plan, session.study)
     assert frame.loc[("lambda3=1", "STB"), "status"] == "missing" and frame["mean"].isna().sum() == 2  # NaN, never 0
-    assert MlflowClient().get_run(session.parent_run_id).info.status == "FAILED"
+    assert tracking.client().get_run(session.parent_run_id).info.status == "FAILED"
 
     # A training that ends FAILED (diverged) fails its cell the same way; started again, the study
     # retries what failed and trains nothing that finished.
@@ -264,7 +261,7 @@ def test_a_failed_cell_is_retried(store, capsys):
     session = run_study(plan, trainer=diverging_once)
     assert dict(trainer.trained) == {broken: 1}
     assert results_frame(plan, session.study)["status"].eq("ok").all()
-    assert MlflowClient().get_run(session.parent_run_id).info.status == "FINISHED"
+    assert tracking.client().get_run(session.parent_run_id).info.status == "FINISHED"
     last_fail = [t for t in _study(plan).get_trials() if t.state == TrialState.FAIL][-1]
     assert "ended FAILED" in last_fail.user_attrs["failure"]
 
@@ -321,8 +318,8 @@ def test_resume_after_kill_9_finishes_the_missing_cells_only(store, tmp_path, sh
     assert sorted(t.user_attrs["cell"] for t in trials if t.state == TrialState.COMPLETE) == sorted(c.key for c in plan.cells())
     [lost] = [t for t in trials if t.state == TrialState.FAIL]
     assert lost.user_attrs["failure_kind"] == "lost" and plan.configs(plan.spec.row(lost.user_attrs["row"]), 0)["STB"].hash == killed
-    train_exp = experiment(TRAIN_EXPERIMENT)  # before MlflowClient(): it points MLflow at this test's store
-    runs = MlflowClient().search_runs([train_exp], f"tags.config_hash = '{killed}'")
+    train_exp = experiment(TRAIN_EXPERIMENT)  # before tracking.client(): it points MLflow at this test's store
+    runs = tracking.client().search_runs([train_exp], f"tags.config_hash = '{killed}'")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"  # the interrupted run was continued, not duplicated
 
 
@@ -355,7 +352,7 @@ def test_repro_tune_chooses_on_source_folds_only(store, monkeypatch, capsys):
     best = chosen(frame)
     assert f"chosen: ratio={best['ratio']:g}" in out
     train_exp = experiment(TRAIN_EXPERIMENT)
-    runs = MlflowClient().search_runs([train_exp])
+    runs = tracking.client().search_runs([train_exp])
     assert len(runs) == 12  # 4 grid points x 3 folds
     assert all(set(run.data.metrics) == {"val/epe_mm"} for run in runs)  # the fake reports each of cfg.targets: none
     for cfg in plan.fold_configs({"ratio": 0.6}):

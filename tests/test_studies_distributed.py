@@ -27,9 +27,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from repro import tracking
 from repro.presets import preset_config
 from repro.studies.runner import EXPERIMENT, TRAIN_EXPERIMENT, open_storage
 from repro.studies.table import TablePlan
@@ -184,7 +184,7 @@ def test_two_workers_on_postgresql_run_every_cell_once(services, tmp_path, monke
 
     monkeypatch.setenv("REPRO_TRACKING_URI", mlflow_server)
     studies_exp, train_exp = experiment(EXPERIMENT), experiment(TRAIN_EXPERIMENT)  # also points MLflow at the server
-    client = MlflowClient()
+    client = tracking.client()
     [parent] = client.search_runs([studies_exp])  # one parent, though both workers set up the study
     assert parent.data.tags["study"] == plan.study_name and parent.info.run_id == study.user_attrs["mlflow_parent_run_id"]
     runs = client.search_runs([train_exp])

@@ -11,8 +11,8 @@ from collections import Counter
 import fixtures_real as fx
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 
+from repro import tracking
 from repro.cli import build_parser, main
 from repro.config import ConfigError
 from repro.data.domains import DOMAINS
@@ -98,7 +98,7 @@ def test_cli_tunes_lambda1_and_lambda2(store, monkeypatch, capsys):
     assert main(["tune", "--preset", "tiny", "--folds", "2", "--params", "lambda1,lambda2"]) == 0
     out = capsys.readouterr().out
     assert "chosen: lambda_heat=" in out and ", lambda_pose=" in out and "over 2 folds" in out
-    runs = MlflowClient().search_runs([experiment(TRAIN_EXPERIMENT)])
+    runs = tracking.client().search_runs([experiment(TRAIN_EXPERIMENT)])
     assert len(runs) == 9 * 2
 
 

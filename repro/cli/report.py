@@ -101,8 +101,8 @@ def _finish(name: str, options: dict, numbers: dict, files: list) -> int:
 
 
 def _report(args) -> int:
-    from repro.report.tables import EXPERIMENT, NoStudies, run_report
-    from repro.tracking import log_files_run
+    from repro.report.tables import NoStudies, run_report
+    from repro.tracking import REPORTS_EXPERIMENT, log_files_run
 
     base = config_from_args(args)
     try:
@@ -113,7 +113,7 @@ def _report(args) -> int:
     for study in absent:
         print(f"no study {study}: not reported")
     run_id = log_files_run(
-        EXPERIMENT,
+        REPORTS_EXPERIMENT,
         f"report-{base.preset}",
         files,
         {"report": "tables", "preset": base.preset},

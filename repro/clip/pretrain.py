@@ -26,7 +26,6 @@ from repro.clip.preprocess import normalise, resize
 from repro.clip.synthclip import Preset, Recipe
 from repro.files import building, file_sha256, save_tensor, write_json
 
-EXPERIMENT = "clip-pretrain"
 LOG_EVERY = 25
 
 
@@ -152,16 +151,18 @@ def _pretrain(train_set: Sequence, val_set: Sequence, wanted: Recipe, device: st
 
     from repro.clip.encoders import OpenClipEncoder
     from repro.clip.zeroshot import evaluate
-    from repro.tracking import experiment
+    from repro.tracking import CLIP_EXPERIMENT, client, experiment, use_store
 
     preset = wanted.training
-    run = mlflow.start_run(experiment_id=experiment(EXPERIMENT), run_name=f"synthclip-{wanted.tag}")
-    client, pending = mlflow.MlflowClient(), []
+    exp = experiment(CLIP_EXPERIMENT)
+    use_store()
+    run = mlflow.start_run(experiment_id=exp, run_name=f"synthclip-{wanted.tag}")
+    store, pending = client(), []
 
     def log_loss(step: int, loss: float) -> None:
         pending.append(Metric("loss", loss, int(time.time() * 1000), step))
         if len(pending) >= LOG_EVERY or step == preset.steps - 1:
-            client.log_batch(run.info.run_id, metrics=pending)  # one database write per LOG_EVERY steps
+            store.log_batch(run.info.run_id, metrics=pending)  # one database write per LOG_EVERY steps
             pending.clear()
 
     with run:

@@ -12,11 +12,10 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
-from mlflow.tracking import MlflowClient
 
 from repro.config import ConfigError
 from repro.report.figures import new_figure, save_png
-from repro.tracking import TRAIN_EXPERIMENT, experiment
+from repro.tracking import TRAIN_EXPERIMENT, client, experiment, use_store
 
 PCK_TABLE = "pck_curves.json"
 LOSSES = ("train/loss", "train/heat", "train/pose", "train/con")
@@ -27,6 +26,7 @@ def select_runs(
 ) -> pd.DataFrame:
     """mlflow.search_runs rows of the chosen runs (see the module docstring), oldest first, with a `label` column."""
     exp = experiment(experiment_name)
+    use_store()  # mlflow.search_runs is fluent
     filters = [f"attributes.run_id IN ({', '.join(map(repr, run_ids))})"] if run_ids else ["attributes.status = 'FINISHED'"]
     if preset:
         filters.append(f"tags.preset = '{preset}'")
@@ -49,10 +49,10 @@ def select_runs(
 
 def pck_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Long table: run_id, split, threshold_mm, pck (in [0, 1]) from each run's pck_curves.json."""
-    client = MlflowClient()
+    store = client()
     tables = []
     for run_id, exp_id in zip(runs["run_id"], runs["experiment_id"]):
-        table = client.load_table(exp_id, PCK_TABLE, run_ids=[run_id], extra_columns=["run_id"])
+        table = store.load_table(exp_id, PCK_TABLE, run_ids=[run_id], extra_columns=["run_id"])
         if len(table):  # a run that never finished has none
             tables.append(table.melt(id_vars=["run_id", "threshold_mm"], var_name="split", value_name="pck"))
     if not tables:
@@ -64,8 +64,8 @@ def pck_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def loss_history(runs: pd.DataFrame) -> pd.DataFrame:
     """Long table: run_id, metric, step (epoch), value of the per-epoch training losses."""
-    client = MlflowClient()
-    rows = [(run_id, key, m.step, m.value) for run_id in runs["run_id"] for key in LOSSES for m in client.get_metric_history(run_id, key)]
+    store = client()
+    rows = [(run_id, key, m.step, m.value) for run_id in runs["run_id"] for key in LOSSES for m in store.get_metric_history(run_id, key)]
     return pd.DataFrame(rows, columns=["run_id", "metric", "step", "value"])
 
 

@@ -11,9 +11,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from repro.tracking import log_files_run
+from repro.tracking import FIGURES_EXPERIMENT, log_files_run
 
-EXPERIMENT = "repro-figures"
 DPI = 150
 
 
@@ -44,4 +43,4 @@ def log_figure_run(name: str, params: dict, numbers: dict, files: list[Path]) ->
     """One run of "repro-figures" holding a figure invocation; returns its run id. The numbers'
     top-level strings (CLIP identity, weights digest, ...) become tags, their numbers metrics."""
     tags = {"figure": name, **{k: v for k, v in numbers.items() if isinstance(v, str)}}
-    return log_files_run(EXPERIMENT, name, files, tags, params, flat_metrics(numbers))
+    return log_files_run(FIGURES_EXPERIMENT, name, files, tags, params, flat_metrics(numbers))

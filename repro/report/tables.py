@@ -18,8 +18,6 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow.tracking import MlflowClient
-
 from repro.data.domains import DOMAINS, diagnostics_of
 from repro.decisions import rows as decision_rows
 from repro.presets import paper_departures
@@ -27,9 +25,8 @@ from repro.studies.results import results_frame, world_note
 from repro.studies.runner import find_study, storage_label
 from repro.studies.spec import load_table, spec_names
 from repro.studies.table import TablePlan
-from repro.tracking import tracking_uri
+from repro.tracking import client
 
-EXPERIMENT = "repro-reports"
 MISSING = "missing"
 NOT_REPRODUCED = "not reproduced"
 DASH = "–"
@@ -82,9 +79,9 @@ def _ids(joined: str) -> list[str]:
 
 def _run_data(frame) -> dict[str, object]:
     """The MLflow data (tags, metrics) of every run the frame names, by run id."""
-    client = MlflowClient(tracking_uri())
+    store = client()
     ids = sorted({i for joined in frame["run_ids"] for i in _ids(joined)})
-    return {i: client.get_run(i).data for i in ids}
+    return {i: store.get_run(i).data for i in ids}
 
 
 def _mean_of(values: list[float]) -> str:

@@ -11,10 +11,10 @@ import math
 
 import numpy as np
 import pandas as pd
-from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from repro.data.registry import is_synthetic
+from repro.tracking import client
 
 
 def results_frame(plan, study) -> pd.DataFrame:
@@ -65,10 +65,10 @@ def world_note(plan) -> str:
 def mean_pose_floor(plan, frame: pd.DataFrame) -> dict[str, float]:
     """Per column, what always predicting the mean training pose scores on its target (EPE mm), read
     from the MLflow runs the frame names (`<target>/epe_mean_pose_mm`): the floor a model must beat."""
-    client, floor = MlflowClient(), {}
+    store, floor = client(), {}
     for col, target in plan.targets.items():
         ids = [i for joined in frame.xs(col, level="column")["run_ids"] for i in joined.split(",") if i]
-        value = client.get_run(ids[0]).data.metrics.get(f"{target}/epe_mean_pose_mm") if ids else None  # one training split: one floor
+        value = store.get_run(ids[0]).data.metrics.get(f"{target}/epe_mean_pose_mm") if ids else None  # one training split: one floor
         floor[col] = math.nan if value is None else value
     return floor
 
@@ -85,6 +85,6 @@ def format_results(plan, frame: pd.DataFrame) -> str:
 
 def log_results(session, frame: pd.DataFrame, text: str) -> None:
     """Attach the frame (CSV) and its printed form to the study's parent MLflow run."""
-    client = MlflowClient()
-    client.log_text(session.parent_run_id, frame.to_csv(), f"results/{session.plan.study_name}.csv")
-    client.log_text(session.parent_run_id, text, f"results/{session.plan.study_name}.txt")
+    store = client()
+    store.log_text(session.parent_run_id, frame.to_csv(), f"results/{session.plan.study_name}.csv")
+    store.log_text(session.parent_run_id, text, f"results/{session.plan.study_name}.txt")

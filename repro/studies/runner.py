@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 import optuna
-from mlflow.tracking import MlflowClient
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
@@ -49,9 +48,8 @@ from repro.clip.errors import ClipError
 from repro.config import ConfigError, RunConfig
 from repro.data.errors import DataError
 from repro.studies.locks import HEARTBEAT_S, is_alive, locks_for, sqlalchemy_url, worker_identity
-from repro.tracking import TRAIN_EXPERIMENT, experiment, mlruns_dir
+from repro.tracking import STUDIES_EXPERIMENT, TRAIN_EXPERIMENT, client, experiment, mlruns_dir
 
-EXPERIMENT = "repro-studies"
 POLL_S = 2.0  # how often a worker with nothing left to claim looks at the others' cells
 ATTEMPTS = 2  # tries per cell and invocation: one retry of a failed cell, then it is reported as failed
 
@@ -165,17 +163,17 @@ def find_study(plan: Plan, url: str | None = None) -> optuna.Study | None:
 
 def _parent_run(plan: Plan, url: str | None) -> str:
     """The study's parent MLflow run, created on first use (callers hold the setup lock)."""
-    client = MlflowClient()
-    exp = experiment(EXPERIMENT)
-    found = client.search_runs([exp], filter_string=f"tags.study = '{plan.study_name}'", max_results=1)
+    store = client()
+    exp = experiment(STUDIES_EXPERIMENT)
+    found = store.search_runs([exp], filter_string=f"tags.study = '{plan.study_name}'", max_results=1)
     if found:
         return found[0].info.run_id
-    run = client.create_run(
+    run = store.create_run(
         exp, run_name=plan.study_name, tags={"study": plan.study_name, "optuna_storage": storage_label(url, plan.journal)}
     )
     from mlflow.entities import Param
 
-    client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in plan.describe().items()])
+    store.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in plan.describe().items()])
     return run.info.run_id
 
 
@@ -289,7 +287,7 @@ def _train_for(session: Session, trainer: Callable, trial: optuna.Trial, cell: C
         with session.locks.hold(f"config:{cfg.hash}"):
             result = trainer(cfg, parent_run_id=session.parent_run_id, extra_tags=tags)
         if result.reused:
-            MlflowClient().set_tag(result.run_id, f"reused_by/{name}/{trial.number}", cell.key)
+            client().set_tag(result.run_id, f"reused_by/{name}/{trial.number}", cell.key)
         runs = trial.user_attrs.get("runs", [])
         trial.set_user_attr(
             "runs",
@@ -358,9 +356,9 @@ def _close_parent(session: Session) -> None:
     """FINISHED when every cell is complete; FAILED when cells are missing and nobody runs one."""
     running = session.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if not missing_cells(session):
-        MlflowClient().set_terminated(session.parent_run_id, "FINISHED")
+        client().set_terminated(session.parent_run_id, "FINISHED")
     elif not running:
-        MlflowClient().set_terminated(session.parent_run_id, "FAILED")
+        client().set_terminated(session.parent_run_id, "FAILED")
 
 
 def run_study(
@@ -371,7 +369,7 @@ def run_study(
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     session = prepare(plan, storage)
-    MlflowClient().update_run(session.parent_run_id, status="RUNNING")
+    client().update_run(session.parent_run_id, status="RUNNING")
     if workers == 1:
         work(session, trainer, attempts)
     else:

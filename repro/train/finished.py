@@ -9,10 +9,10 @@ import torch
 from repro.config import ConfigError, from_dict
 from repro.model.config import ModelConfig
 from repro.model.hand_pose import HandPoseModel
-from repro.tracking import SPLIT_METRICS, experiment, tracking_uri
+from repro.tracking import SPLIT_METRICS, TRAIN_EXPERIMENT, client, tracking_uri, use_store
 from repro.train.data import evaluated_splits, load_split
 from repro.train.evaluate import evaluate_split
-from repro.train.run import EXPERIMENT, device_for_training
+from repro.train.run import device_for_training
 
 CHECKPOINT = "checkpoint/last.pt"
 
@@ -21,15 +21,14 @@ def finished_run(run_id: str):
     """The MLflow run `run_id` if it is a FINISHED training run with its config.json and checkpoint;
     ConfigError naming the id and what was expected otherwise."""
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
     uri = tracking_uri()
-    expected = f"expected the id of a finished run of experiment {EXPERIMENT!r}, as `repro train` prints it"
+    expected = f"expected the id of a finished run of experiment {TRAIN_EXPERIMENT!r}, as `repro train` prints it"
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise ConfigError(f"no run {run_id!r}: the tracking store {uri} does not exist (nothing was tracked there); {expected}")
-    client = MlflowClient(uri)
+    store = client()
     try:
-        run = client.get_run(run_id)
+        run = store.get_run(run_id)
     except MlflowException as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"no run {run_id!r} in the tracking store {uri} ({first}); {expected}") from None
@@ -44,10 +43,10 @@ def finished_run(run_id: str):
         raise ConfigError(f"run {run_id!r}: cannot list its artifacts ({err})") from None
     missing = [f for f in ("config.json", CHECKPOINT) if f not in files]
     if missing:
-        name = client.get_experiment(run.info.experiment_id).name
+        name = store.get_experiment(run.info.experiment_id).name
         raise ConfigError(
             f"run {run_id!r} (experiment {name!r}) has no {' or '.join(missing)} artifact: "
-            f"expected a training run of experiment {EXPERIMENT!r}"
+            f"expected a training run of experiment {TRAIN_EXPERIMENT!r}"
         )
     return run
 
@@ -55,7 +54,7 @@ def finished_run(run_id: str):
 def load_run_model(run_id: str):
     """(config, model on the training device) of a tracked run."""
     finished_run(run_id)
-    experiment(EXPERIMENT)  # points mlflow at the suite's store for the artifact reads
+    use_store()  # the artifact reads below go through MLflow's fluent API
     cfg = from_dict(json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/config.json")))
     ckpt_dir = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/checkpoint"))
     ckpt = torch.load(ckpt_dir / "last.pt", map_location="cpu", weights_only=False)

@@ -18,20 +18,17 @@ import pandas as pd
 import torch
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
-from mlflow.tracking import MlflowClient
 
 from repro.config import RunConfig
 from repro.data.registry import dataset_root
 from repro.geometry3d import normalize_pose
 from repro.paths import cache_dir
-from repro.tracking import SPLIT_METRICS, TRAIN_EXPERIMENT, experiment, git_state, mlruns_dir
+from repro.tracking import SPLIT_METRICS, TRAIN_EXPERIMENT, client, experiment, git_state, mlruns_dir, use_store
 from repro.train.checkpoints import load_checkpoint, save_checkpoint
 from repro.train.data import cv_split, evaluated_splits, split_tensors
 from repro.train.evaluate import evaluate_split, pose_metrics
 from repro.train.identity import identity, identity_hash, open_inputs
 from repro.train.loop import ClipFeatures, TrainingDiverged, new_state, train_epoch
-
-EXPERIMENT = TRAIN_EXPERIMENT
 
 
 @dataclass
@@ -50,8 +47,8 @@ def device_for_training() -> torch.device:
 
 def find_runs(run_hash: str) -> list:
     """Runs of this identity, newest first."""
-    exp = experiment(EXPERIMENT)
-    return MlflowClient().search_runs([exp], filter_string=f"tags.run_hash = '{run_hash}'", order_by=["attributes.start_time DESC"])
+    exp = experiment(TRAIN_EXPERIMENT)
+    return client().search_runs([exp], filter_string=f"tags.run_hash = '{run_hash}'", order_by=["attributes.start_time DESC"])
 
 
 def _clip_features(encoder, train) -> ClipFeatures | None:
@@ -140,7 +137,8 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
     }
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-    exp = experiment(EXPERIMENT)
+    exp = experiment(TRAIN_EXPERIMENT)
+    use_store()
     run_name = f"{cfg.preset}-{cfg.mode if cfg.uses_clip else cfg.objective}-{key[:8]}"
     with mlflow.start_run(run_id=resume_id, experiment_id=exp, run_name=None if resume_id else run_name) as run:
         mlflow.set_tags(tags)
