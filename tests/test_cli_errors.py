@@ -93,9 +93,10 @@ def test_eval_run_without_checkpoint_or_unfinished(stores, capsys):
     import mlflow
 
     from repro.tracking import TRAIN_EXPERIMENT as EXPERIMENT
-    from repro.tracking import experiment
+    from repro.tracking import experiment, use_store
 
     exp = experiment(EXPERIMENT)
+    use_store()  # the test logs through MLflow's fluent API
     capsys.readouterr()
     with mlflow.start_run(experiment_id=exp) as run:
         mlflow.log_text("{}", "config.json")
@@ -139,13 +140,17 @@ def test_report_error_lists_the_studies_that_exist(stores):
 
 @pytest.fixture
 def no_decoding(monkeypatch):
-    """Fail the test if any image is decoded."""
+    """Fail the test if any image is decoded: every module that holds read_image gets the refusal, and
+    gets its own back afterwards (a loader first imported while patched must not keep the patch)."""
     import repro.data.real.common as common
+    import repro.data.real.freihand  # noqa: F401  imported before patching, so it binds nothing patched
+    import repro.data.real.rhd as rhd
 
     def refuse(path, *args, **kwargs):
         raise AssertionError(f"decoded {path} before refusing the dataset")
 
-    monkeypatch.setattr(common, "read_image", refuse)
+    for module in (common, rhd):
+        monkeypatch.setattr(module, "read_image", refuse)
 
 
 def test_freihand_without_evaluation_annotations(tmp_path, capsys, no_decoding):

@@ -19,7 +19,7 @@ from repro.report import fig4_retrieval as fig4
 from repro.report.curves import select_runs
 from repro.report.fig3_tsne import coverage, median_bandwidth, mmd2, nn_aug_share
 from repro.tracking import FIGURES_EXPERIMENT as FIGURES
-from repro.tracking import experiment
+from repro.tracking import experiment, use_store
 
 # -- Fig. 3 numbers ------------------------------------------------------------------------------
 
@@ -188,6 +188,7 @@ def test_fig4_writes_png_json_and_logs_a_run(store, checkpoint, tmp_path, capsys
 
 def _fake_training_run(exp, preset, tags=None, epe=40.0):
     """What repro.train.run logs that the curves read: per-epoch losses, target metrics, pck_curves.json."""
+    use_store()
     with mlflow.start_run(experiment_id=exp, run_name=f"{preset}-fake") as run:
         mlflow.set_tags({"preset": preset, **(tags or {})})
         for epoch in (1, 2, 3):

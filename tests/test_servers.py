@@ -18,7 +18,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from repro.cli import main
 from repro.report.servers import mlflow_server_command
-from repro.tracking import experiment
+from repro.tracking import experiment, use_store
 
 STARTUP_S = 120  # an idle machine starts either in seconds; a loaded 2-core one can take far longer for MLflow
 
@@ -90,6 +90,7 @@ def _wait_until_up(proc: subprocess.Popen, url: str, tmp_path) -> None:
 
 def test_mlflow_ui_lists_the_stores_runs_over_the_rest_api(store, serve, tmp_path):
     exp = experiment("repro-train")
+    use_store()  # the test logs through MLflow's fluent API
     run_ids = set()
     for value in (1.0, 2.0):
         with mlflow.start_run(experiment_id=exp) as run:

@@ -31,9 +31,10 @@ from optuna.trial import TrialState
 
 from repro import tracking
 from repro.presets import preset_config
-from repro.studies.runner import EXPERIMENT, TRAIN_EXPERIMENT, open_storage
+from repro.studies.runner import open_storage
 from repro.studies.table import TablePlan
-from repro.tracking import experiment
+from repro.tracking import STUDIES_EXPERIMENT as EXPERIMENT
+from repro.tracking import TRAIN_EXPERIMENT, experiment
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent

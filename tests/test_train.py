@@ -7,6 +7,7 @@ import torch
 import repro.train.loop as loop
 import repro.train.objectives as objectives
 import repro.train.run as run_module
+from repro import tracking
 from repro.presets import preset_config
 from repro.train.run import find_runs, train_run
 
@@ -41,7 +42,7 @@ def test_same_config_same_metrics_and_resume_after_interruption(store, monkeypat
     monkeypatch.setattr(run_module, "train_epoch", real_epoch)
     resumed = train_run(cfg)
     assert resumed.run_id == interrupted[0].info.run_id  # the same run, continued
-    history = mlflow.tracking.tracking.client().get_metric_history(resumed.run_id, "train/loss")
+    history = tracking.client().get_metric_history(resumed.run_id, "train/loss")
     assert [m.step for m in history] == [1, 2, 3]
     for key, value in first.metrics.items():  # seeded + RNG restored: identical to the uninterrupted run
         assert resumed.metrics[key] == pytest.approx(value, rel=1e-5), key
@@ -54,7 +55,7 @@ def test_finished_config_is_reused_not_retrained(store, monkeypatch):
     again = train_run(cfg)
     assert again.reused and again.run_id == first.run_id
     assert {k: again.metrics[k] for k in first.metrics} == pytest.approx(first.metrics)
-    run = mlflow.tracking.tracking.client().get_run(first.run_id)
+    run = tracking.client().get_run(first.run_id)
     assert (
         run.data.tags["config_hash"] == cfg.hash
         and run.data.tags["run_hash"] == first.run_hash
@@ -71,7 +72,7 @@ def test_nan_loss_ends_the_run_as_failed_with_the_reason(store, monkeypatch):
     monkeypatch.setattr(objectives, "pose_loss", lambda pred, target: torch.tensor(float("nan")))
     result = train_run(_baseline(epochs=1))
     assert result.status == "FAILED"
-    run = mlflow.tracking.tracking.client().get_run(result.run_id)
+    run = tracking.client().get_run(result.run_id)
     assert run.info.status == "FAILED" and "loss became nan" in run.data.tags["failure_reason"]
 
 
@@ -80,7 +81,7 @@ def test_a_runaway_finite_loss_also_ends_the_run_as_failed(store, monkeypatch):
     monkeypatch.setattr(objectives, "pose_loss", lambda pred, target: torch.tensor(-5.8e20))
     result = train_run(_baseline(epochs=1))
     assert result.status == "FAILED"
-    reason = mlflow.tracking.tracking.client().get_run(result.run_id).data.tags["failure_reason"]
+    reason = tracking.client().get_run(result.run_id).data.tags["failure_reason"]
     assert "loss became -5.8e+20" in reason and "epoch 1, batch 1" in reason
 
 
@@ -117,7 +118,7 @@ def test_training_on_the_real_dataset_formats(store, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["status"] == "FINISHED"
     assert {"val/epe_mm", "stb/epe_mm", "rhd/epe_mm", "rhd/auc_20_50"} <= set(result["metrics"])
-    run = mlflow.tracking.tracking.client().get_run(result["run_id"])
+    run = tracking.client().get_run(result["run_id"])
     assert run.data.params["source"] == "freihand" and run.data.params["targets"] == "('stb', 'rhd')"
 
 

@@ -38,7 +38,7 @@ def finished_run(run_id: str):
             f"(`repro train` with the run's config resumes an unfinished one)"
         )
     try:
-        files = {a.path for folder in ("", "checkpoint") for a in client.list_artifacts(run_id, folder)}
+        files = {a.path for folder in ("", "checkpoint") for a in store.list_artifacts(run_id, folder)}
     except (MlflowException, OSError) as err:
         raise ConfigError(f"run {run_id!r}: cannot list its artifacts ({err})") from None
     missing = [f for f in ("config.json", CHECKPOINT) if f not in files]
