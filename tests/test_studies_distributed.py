@@ -148,10 +148,15 @@ def test_two_workers_on_postgresql_run_every_cell_once(services, tmp_path, monke
         "REPRO_CACHE": str(tmp_path / "cache"),
         "REPRO_TRAINER": "fake_trainer:train",
         "REPRO_FAKE_LOG": str(log),
-        "REPRO_FAKE_SLEEP": "1",
+        "REPRO_FAKE_SLEEP": "2",
         "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
+    # The machines share the cache (as they must, to share a study: its name covers the data and the
+    # synthclip weights): built once here, so neither worker spends its start building it for both.
+    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
+    plan = TablePlan.from_args("table4a", preset_config("tiny"))
+    assert plan.study_name.startswith("table4a-tiny-")
     cmd = [sys.executable, "-m", "repro", "table4a", "--preset", "tiny", "--storage", postgres]
     workers = []
     for i in range(2):
@@ -174,9 +179,6 @@ def test_two_workers_on_postgresql_run_every_cell_once(services, tmp_path, monke
     assert len(ends) == 6 and set(ends.values()) == {1}  # every cell trained exactly once
     assert len({pid for _, _, pid in events}) == 2  # both workers took cells
 
-    # The study's name covers the data and synthclip weights the workers built: read them from their cache.
-    monkeypatch.setenv("REPRO_CACHE", str(tmp_path / "cache"))
-    plan = TablePlan.from_args("table4a", preset_config("tiny"))
     study = optuna.load_study(study_name=plan.study_name, storage=open_storage(postgres, plan.journal))
     trials = study.get_trials()
     assert all(t.state == TrialState.COMPLETE for t in trials)
