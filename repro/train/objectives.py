@@ -1,9 +1,10 @@
 """One objective per method: a batch in, its losses by name out ("heat", "pose", "con").
 
 The paper's L = l1 L_Heat + l2 L_Pose + l3 L_Con; the loop (repro.train.loop) weighs and sums what an
-objective returns. Objectives differ in two places only: the images the supervised losses see
-(`view`) and where L_Con's positive comes from (`positive`; None: no L_Con). Registered by name in
-OBJECTIVES; RunConfig.objective names a run's. Adding a method is a subclass and a registry entry.
+objective returns. Objectives differ in the images the supervised losses see (`view`), where L_Con's
+positive comes from (`positive`; None: no L_Con) and, should a method need another, L_Heat
+(`heat_loss`). Registered by name in OBJECTIVES; RunConfig.objective names a run's. Adding a method
+is a subclass, a registry entry and its name in repro.config.AUGMENTATIONS (or MODES).
 
 - baseline: Branch1 + f_PP on the plain images (paper Table 4's Baseline).
 - clip: + L_Con with e2' = Branch2's fusion of f_CLIP(x, t) = r f_CI(x) + (1 - r) f_CT(t), t drawn
@@ -62,6 +63,10 @@ class Baseline:
     def positive(self, model, batch: Batch, x: torch.Tensor, out) -> torch.Tensor | None:
         return None
 
+    def heat_loss(self, heatmaps: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        """L_Heat over the CPM stages (repro.losses.heatmap_loss)."""
+        return heatmap_loss(heatmaps, target)
+
     def targets(self, batch: Batch, heatmap_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
         uv_in = (batch.uv + 0.5) * (cfg.model.input_size / cfg.image_size) - 0.5
@@ -73,7 +78,7 @@ class Baseline:
         out = model(x, self.fusion_input(batch), embed=self.embeds)
         heat_t, pose_t = self.targets(batch, out.heatmaps[-1].shape[-1], x.device)
         losses = {
-            "heat": heatmap_loss([h.float() for h in out.heatmaps], heat_t),
+            "heat": self.heat_loss([h.float() for h in out.heatmaps], heat_t),
             "pose": pose_loss(out.coords.float(), pose_t),
             "con": torch.zeros((), device=x.device),
         }
