@@ -25,7 +25,6 @@ DEFAULT_SIZE = 128  # crop side in pixels
 class DatasetEntry:
     name: str
     factory: Factory
-    needs_root: bool
     synthetic: bool  # rendered by this suite (cached under cache_dir()); False: a real dataset read from disk
     splits: tuple[str, ...]
     default_split: str
@@ -36,11 +35,11 @@ DATASETS: dict[str, DatasetEntry] = {}
 _BUILTIN_MODULES = ("repro.data.synthetic", "repro.data.real.freihand", "repro.data.real.rhd", "repro.data.real.stb")
 
 
-def register_dataset(name: str, *, needs_root: bool, synthetic: bool, splits: tuple[str, ...], default_split: str, description: str):
+def register_dataset(name: str, *, synthetic: bool, splits: tuple[str, ...], default_split: str, description: str):
     def wrap(factory: Factory) -> Factory:
         if name in DATASETS:
             raise ValueError(f"dataset {name!r} registered twice")
-        DATASETS[name] = DatasetEntry(name, factory, needs_root, synthetic, splits, default_split, description)
+        DATASETS[name] = DatasetEntry(name, factory, synthetic, splits, default_split, description)
         return factory
 
     return wrap
@@ -84,6 +83,6 @@ def open_dataset(
     split = split or entry.default_split
     if split not in entry.splits:
         raise DataError(f"dataset {name!r} has no split {split!r}; expected one of {entry.splits}")
-    if entry.needs_root and root is None:
+    if not entry.synthetic and root is None:
         raise DataError(f"dataset {name!r} reads files from disk: pass --root PATH")
     return entry.factory(Path(root) if root is not None else None, split, n, size)

@@ -123,7 +123,6 @@ def _factory(domain_name: str):
 for _name, _spec in DOMAINS.items():
     register_dataset(
         _name,
-        needs_root=False,
         synthetic=True,
         splits=tuple(_spec.splits),
         default_split=next(iter(_spec.splits)),

@@ -97,7 +97,6 @@ class FreiHAND(RealHandDataset):
 
 @register_dataset(
     "freihand",
-    needs_root=True,
     synthetic=False,
     splits=tuple(VERSIONS),
     default_split="evaluation",

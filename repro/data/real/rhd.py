@@ -129,7 +129,6 @@ class RHD(RealHandDataset):
 
 @register_dataset(
     "rhd",
-    needs_root=True,
     synthetic=False,
     splits=("training", "evaluation"),
     default_split="evaluation",

@@ -124,7 +124,6 @@ class STB(RealHandDataset):
 
 @register_dataset(
     "stb",
-    needs_root=True,
     synthetic=False,
     splits=tuple(SEQUENCES),
     default_split="test",
