@@ -1,4 +1,6 @@
-"""The trainer: determinism, resume after an interruption, the NaN guard, dedupe by config hash."""
+"""The trainer: determinism, resume after an interruption, the NaN guard, dedupe by run hash, cross-validation, what it logs."""
+
+import json
 
 import mlflow
 import pytest
@@ -87,8 +89,6 @@ def test_a_runaway_finite_loss_also_ends_the_run_as_failed(store, monkeypatch):
 
 def test_training_on_the_real_dataset_formats(store, tmp_path, capsys):
     """`repro train --source freihand --targets stb,rhd --data-root PATH` on files in the real formats."""
-    import json
-
     import fixtures_real as fx
 
     from repro.cli import main
@@ -149,8 +149,6 @@ def test_per_sample_errors_reproduce_the_logged_metrics(store):
 
 
 def test_repro_eval_reproduces_the_logged_metrics(store, capsys):
-    import json
-
     from repro.cli import main
 
     result = train_run(_baseline(epochs=1))
@@ -161,3 +159,16 @@ def test_repro_eval_reproduces_the_logged_metrics(store, capsys):
     for split, metrics in evaluated.items():
         for name, value in metrics.items():
             assert value == pytest.approx(result.metrics[f"{split}/{name}"], rel=1e-5), (split, name)
+
+
+def test_cross_validation_trains_on_whole_pose_groups_and_reads_no_target(store):
+    """train_run with cv_folds: validates on one fold of the source's training split, logs no target metric."""
+    cfg = _baseline(epochs=1, cv_folds=2, cv_fold=1)
+    assert cfg.targets == ()  # RunConfig drops the targets under cross-validation
+    result = train_run(cfg)
+    assert result.status == "FINISHED" and result.metrics["val/epe_mm"] > 0
+    assert not any(k.startswith("synth-") for k in result.metrics)  # no target, no diagnostic was evaluated
+    record = json.loads(mlflow.artifacts.load_text(f"runs:/{result.run_id}/identity.json"))
+    assert set(record["data"]) == {"train"} and record["cv_dealing"].startswith("pose-groups")
+    other = train_run(_baseline(epochs=1, cv_folds=2, cv_fold=0))
+    assert other.run_hash != result.run_hash and other.metrics["val/epe_mm"] != result.metrics["val/epe_mm"]
