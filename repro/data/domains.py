@@ -234,6 +234,11 @@ def get_domain(name: str) -> DomainSpec:
     return DOMAINS[name]
 
 
+def restyled_twin_of(source: str) -> str | None:
+    """The domain whose sample i is `source`'s sample i re-rendered in another style, if there is one."""
+    return next((d.name for d in DOMAINS.values() if d.restyles is not None and d.restyles.name == source), None)
+
+
 def diagnostics_of(target: str) -> tuple[str, ...]:
     """The diagnostic domains of a target, style before view, e.g. ("synth-stb-style", "synth-stb-view")."""
     found = [d for d in DOMAINS.values() if d.diagnoses == target]

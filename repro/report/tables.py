@@ -84,35 +84,39 @@ def _run_data(frame) -> dict[str, object]:
     return {i: store.get_run(i).data for i in ids}
 
 
+def _mean_text(mean: float, std: float, n: int, count: str) -> str:
+    """'mean ± std (count)', no std for one value: the form of every "ours" cell."""
+    spread = f" ± {std:.2f}" if n > 1 else ""
+    return f"{mean:.2f}{spread} ({count})"
+
+
 def _mean_of(values: list[float]) -> str:
     if not values:
         return MISSING
-    spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
-    return f"{statistics.fmean(values):.2f}{spread} (n={len(values)})"
+    std = statistics.stdev(values) if len(values) > 1 else math.nan
+    return _mean_text(statistics.fmean(values), std, len(values), f"n={len(values)}")
 
 
 def _diagnostics(plan: TablePlan, frame, runs: dict[str, object]) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
     """(header, rows): per table row, each column's diagnostic targets (the target's style with the
     source's views, and the reverse) read from the cell's runs, then the mean-training-pose floor of
     every column and diagnostic; EPE mm, mean ± std (n) over the seeds."""
-    columns = [(col, target) for col, target in plan.targets.items()]
-    shown = [(f"{col}", target) for col, target in columns]
-    shown += [(f"{col} {DOMAINS[d].keeps} only", d) for col, target in columns for d in diagnostics_of(target)]
+    shown = [(col, col, target) for col, target in plan.targets.items()]  # (label, paper column, dataset)
+    shown += [(f"{col} {DOMAINS[d].keeps} only", col, d) for col, target in plan.targets.items() for d in diagnostics_of(target)]
     reproduced = [r.name for r in plan.spec.rows if r.reproduced]
     rows = []
     for row in reproduced:
         cells = []
-        for label, dataset in shown:
-            col = label.split(" ")[0]
+        for _, col, dataset in shown:
             ids = _ids(frame.loc[(row, col), "run_ids"])
             cells.append(_mean_of([runs[i].metrics[f"{dataset}/epe_mm"] for i in ids if f"{dataset}/epe_mm" in runs[i].metrics]))
         rows.append((row, *cells))
     floor = []
-    for label, dataset in shown:
+    for _, _, dataset in shown:
         values = {runs[i].metrics[f"{dataset}/epe_mean_pose_mm"] for i in runs if f"{dataset}/epe_mean_pose_mm" in runs[i].metrics}
         floor.append(f"{statistics.fmean(values):.2f}" if values else MISSING)
     rows.append((MEAN_POSE, *floor))
-    return ("Method", *(label for label, _ in shown)), tuple(rows)
+    return ("Method", *(label for label, _, _ in shown)), tuple(rows)
 
 
 def _clip_fact(plan: TablePlan, tags: dict[str, dict[str, str]]) -> str:
@@ -134,9 +138,8 @@ def _ours(r, seeds: int, best: float) -> Cell:
     if r["n"] == 0:
         return Cell(MISSING)
     n, mean = int(r["n"]), r["mean"]
-    spread = f" ± {r['std']:.2f}" if n > 1 else ""
     count = f"n={n}" if n == seeds else f"n={n} of {seeds}"
-    return Cell(f"{mean:.2f}{spread} ({count})", bold=round(mean, 2) == best)
+    return Cell(_mean_text(mean, r["std"], n, count), bold=round(mean, 2) == best)
 
 
 def _number(value: float, fmt: str) -> str:

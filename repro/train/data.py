@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from repro.data.domains import DOMAINS, diagnostics_of
+from repro.data.domains import DOMAINS, diagnostics_of, restyled_twin_of
 from repro.data.errors import DataError
 from repro.data.registry import dataset_root, open_dataset
 
@@ -17,8 +17,9 @@ SPLIT_OF_ROLE = {
     "synth-frei": {"train": "train", "val": "val", "test": "test"},
     "synth-stb": {"test": "test"},
     "synth-rhd": {"test": "test"},
-    **{name: {"test": "test"} for name in ("synth-stb-style", "synth-stb-view", "synth-rhd-style", "synth-rhd-view")},
-    "synth-frei-restyle": {"train": "train"},
+    # Every diagnostic target is a test set, every restyled twin a training set (repro.data.domains).
+    **{d.name: {"test": "test"} for d in DOMAINS.values() if d.diagnoses is not None},
+    **{d.name: {"train": "train"} for d in DOMAINS.values() if d.restyles is not None},
     "freihand": {"train": "training", "val": "evaluation"},
     "stb": {"train": "train", "test": "test"},
     "rhd": {"train": "training", "test": "evaluation"},
@@ -27,12 +28,12 @@ SPLIT_OF_ROLE = {
 
 def restyled_twin(source: str) -> str:
     """The dataset whose sample i is `source`'s training sample i re-rendered in another style."""
-    twins = [d.name for d in DOMAINS.values() if d.restyles is not None and d.restyles.name == source]
-    if not twins:
+    twin = restyled_twin_of(source)
+    if twin is None:
         raise DataError(
             f"the restyle objectives need a source with a restyled twin (a synthetic domain re-rendered in other styles); {source!r} has none"
         )
-    return twins[0]
+    return twin
 
 
 def evaluated_splits(targets: tuple[str, ...]) -> list[str]:
