@@ -4,7 +4,8 @@
 
 Evaluates a finished training run on source renders (the source's views, camera and style) in which
 one style field at a time is swapped for the target's: its hand colours, its lighting, its scenes and
-backdrops. Each variant is the source's validation split re-drawn with that spec (same seeds), so the
+backdrops (on the source's version 0 alone, so no replaced background or recolouring mixes in), then
+all of them at once. Each variant is the source's validation split re-drawn with that spec (same seeds), so the
 EPE differences are the factor's alone. Prints EPE mm (hand3d protocol, visible joints) per variant.
 """
 
@@ -26,13 +27,10 @@ def variants(source, target) -> dict:
         "source": source,
         f"{target.name} skin": dataclasses.replace(source, hand_colours=target.hand_colours, **keep),
         **{f"{light} light": dataclasses.replace(source, lighting=(light,), **keep) for light in target.lighting},
-        f"{target.name} backdrops": dataclasses.replace(
-            source,
-            backdrops=target.backdrops,
-            replaced_backdrops=target.backdrops,
-            scenes=target.scenes,
-            replaced_scenes=target.scenes,
-            **keep,
+        # Version 0 only, so that no sample is recoloured or shows the source's replaced backgrounds.
+        f"{target.name} backdrops": dataclasses.replace(source, backdrops=target.backdrops, scenes=target.scenes, versions=1, **keep),
+        f"{target.name} style": dataclasses.replace(
+            source, **{f: getattr(target, f) for f in ("hand_colours", "backdrops", "lighting", "scenes", "versions")}, **keep
         ),
     }
 
@@ -45,10 +43,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg, model = load_run_model(args.run_id)
+    device = next(model.parameters()).device
     for name, spec in variants(DOMAINS[cfg.source], DOMAINS[args.target]).items():
         out = render_range(spec, "val", 0, args.n, cfg.image_size)
         split = types.SimpleNamespace(images=out["image"], xyz=out["xyz"], visible=out["visible"])
-        print(f"{name:24s} EPE {evaluate_split(model, split, cfg.model.input_size, torch.device('cpu'))['epe_mm']:.1f} mm", flush=True)
+        print(f"{name:24s} EPE {evaluate_split(model, split, cfg.model.input_size, device)['epe_mm']:.1f} mm", flush=True)
 
 
 if __name__ == "__main__":

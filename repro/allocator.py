@@ -2,9 +2,8 @@
 
 By default glibc serves blocks above a (self-adjusting) threshold with fresh mmap()s and gives freed
 memory at the top of the heap back to the OS, so every such temporary is paid again in page faults
-on first touch. The renderer makes thousands of 1-3 MB temporaries per batch: measured on the 2-core
-machine, 512 synth-stb images at 128 px took 450-480k page faults at 120 img/s, and 95k faults at
-144-156 img/s with the memory kept (both knobs together; either alone was slower than neither).
+on first touch. The renderer makes thousands of 1-3 MB temporaries per batch; what keeping them
+saves is measured in RESULTS.md (the renderer section).
 """
 
 import ctypes

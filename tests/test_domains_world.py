@@ -6,6 +6,7 @@ import torch
 
 from repro.data.domains import DOMAINS, STYLE_FIELDS, VIEW_FIELDS, diagnostics_of, get_domain, split_seed
 from repro.data.synthetic import SyntheticDataset, draw_sample, render_range
+from repro.data.world.scene import NEUTRAL_RECOLOURING
 
 SOURCE, TARGETS = DOMAINS["synth-frei"], ("synth-stb", "synth-rhd")
 DIAGNOSTICS = ("synth-stb-style", "synth-stb-view", "synth-rhd-style", "synth-rhd-view")
@@ -27,13 +28,18 @@ def test_the_four_versions_of_a_pose_share_everything_but_the_backdrop(frei_trai
             for key in ("xyz", "uv", "K", "visible", "mask"):
                 assert torch.equal(out[key][i], out[key][first]), (pose, v, key)
             hand = out["mask"][first]
-            # the hand's pixels are the same render (same colour, light, noise); the backdrop is another
-            assert torch.equal(out["image"][i][:, hand], out["image"][first][:, hand])
+            # the backdrop is another, and the composite recoloured within the spec's ranges (FreiHAND's harmonised versions)
             assert (out["image"][i][:, ~hand].float() - out["image"][first][:, ~hand].float()).abs().mean() > 5
+            scene = draw_sample(SOURCE, "train", i)
+            assert scene["texture"] == SOURCE.replaced_texture
+            assert SOURCE.replaced_exposure[0] <= scene["exposure"] <= SOURCE.replaced_exposure[1]
+            assert SOURCE.replaced_tint[0] <= scene["hand_tint"] <= SOURCE.replaced_tint[1]
+            assert all(abs(w - 1) <= SOURCE.replaced_white_balance for w in scene["white_balance"])
             assert out["style"][i]["backdrop"] in SOURCE.replaced_backdrops and out["style"][i]["scene"] in SOURCE.replaced_scenes
             for key in ("hand_colour", "lighting"):
                 assert out["style"][i][key] == out["style"][first][key]
         assert out["style"][first]["backdrop"] == "green"
+        assert {k: draw_sample(SOURCE, "train", first)[k] for k in NEUTRAL_RECOLOURING} == NEUTRAL_RECOLOURING
         # version 0 is the green screen: its backdrop pixels are green-dominant (bright light lifts them all)
         rgb = out["image"][first][:, ~out["mask"][first]].float().mean(1)
         assert rgb[1] > rgb[0] + 100 and rgb[1] > rgb[2] + 100, rgb
@@ -115,6 +121,8 @@ def test_the_restyled_twin_is_the_source_sample_in_another_style(frei_train):
     assert {"room", "background"} <= {s["scene"] for s in styles}
     assert {s["hand_colour"] for s in styles} - set(SOURCE.hand_colours)
     assert {s["backdrop"] for s in styles} - {"green", *SOURCE.replaced_backdrops}
+    # a restyled sample is rendered as drawn: its backdrop word's own texture, not recoloured
+    assert all(s["texture"] == s["backdrop"] and {k: s[k] for k in NEUTRAL_RECOLOURING} == NEUTRAL_RECOLOURING for s in styles)
 
 
 def test_seeds_are_disjoint_across_every_split_of_every_domain():

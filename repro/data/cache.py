@@ -6,8 +6,7 @@ swapped in only when complete, so an interrupted build never leaves a half-writt
 
 Batches render in worker processes, one torch thread each, with glibc's allocator told to keep
 freed memory (repro.allocator): the renderer is many elementwise ops on MB-sized temporaries, which
-two processes keep busier than two threads in one (bench/render.py: 1.4-1.6x on two cores, 300-400
-img/s at 128 px). A sample is a pure function of its index and renders identically in any batch,
+two processes keep busier than two threads in one (bench/render.py; RESULTS.md). A sample is a pure function of its index and renders identically in any batch,
 so the cache's bytes do not depend on the number of workers (tested).
 """
 
@@ -51,7 +50,9 @@ def default_workers(n_batches: int) -> int:
 def _render_batch(domain_name: str, split: str, start: int, stop: int, size: int) -> dict:
     from repro.data.synthetic import render_range
 
-    return render_range(get_domain(domain_name), split, start, stop, size)
+    out = render_range(get_domain(domain_name), split, start, stop, size)
+    out.pop("mask")  # the hand's silhouette: no training or evaluation reads it, and it was a quarter of the bytes
+    return out
 
 
 def _canonical(part: dict) -> dict:

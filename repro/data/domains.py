@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from repro.data.errors import DataError
 from repro.data.world.vocabulary import BACKDROPS, HAND_COLOURS, PATTERNS, SCENERY, SCENES
 
-GENERATOR_VERSION = 3  # bump whenever a change to the world alters any rendered sample
+GENERATOR_VERSION = 4  # bump whenever a change to the world alters any rendered sample
 
 LIGHTINGS = ("normal", "bright", "dark")  # the world's lighting presets (repro.data.world.style.LIGHTING)
 
@@ -55,6 +55,11 @@ class DomainSpec:
     versions: int = 1  # renders per pose: sample i shows pose i // versions in version i % versions
     replaced_backdrops: tuple[str, ...] = ()  # versions 1.. draw their backdrop from these
     replaced_scenes: tuple[str, ...] = ()  # ... and their scene from these (empty: `scenes`)
+    # How versions 1.. are composited (FreiHAND's post-processed versions); the defaults leave them as rendered.
+    replaced_texture: str | None = None  # a texture (world.backdrops.TEXTURES) in the backdrop word's colour, or its own
+    replaced_exposure: tuple[float, float] = (1.0, 1.0)  # whole-image gain
+    replaced_white_balance: float = 0.0  # whole-image per-channel gain in 1 +- this
+    replaced_tint: tuple[float, float] = (0.0, 0.0)  # share of the hand's colour pulled towards the backdrop's
     diagnoses: str | None = None  # a diagnostic: the target it diagnoses ...
     keeps: str | None = None  # ... and what it keeps of it: "style" or "view" (the rest is the source's)
     restyles: "DomainSpec | None" = None  # a twin: sample i is this spec's sample i in another style
@@ -68,7 +73,19 @@ class DomainSpec:
             raise DataError(f"domain {self.name!r}: restyles {self.restyles.name!r}, which lacks its splits {tuple(self.splits)}")
 
 
-STYLE_FIELDS = ("hand_colours", "backdrops", "replaced_backdrops", "replaced_scenes", "versions", "lighting", "scenes")
+STYLE_FIELDS = (
+    "hand_colours",
+    "backdrops",
+    "replaced_backdrops",
+    "replaced_scenes",
+    "replaced_texture",
+    "replaced_exposure",
+    "replaced_white_balance",
+    "replaced_tint",
+    "versions",
+    "lighting",
+    "scenes",
+)
 VIEW_FIELDS = ("azimuth", "elevation", "roll", "distance_mm", "focal_px", "off_axis_deg")
 
 
@@ -80,7 +97,7 @@ def _fields(spec: DomainSpec, names: tuple[str, ...]) -> dict:
 # RHD = Zimmermann & Brox, ICCV 2017. Colour words are the paper's prompt vocabulary (vocabulary.py).
 FREI = DomainSpec(
     name="synth-frei",
-    description="source, FreiHAND-like: views from all sides; each pose on a green screen and on 3 replaced plain backgrounds; light skin tones, bright",
+    description="source, FreiHAND-like: views from all sides; each pose on a green screen and on 3 cluttered backgrounds, recoloured; light skin tones, bright",
     seed_base=1000,
     splits={"train": 16384, "val": 1024, "test": 2048},  # val and test: the same distribution as train, 4 versions too
     labelled=True,
@@ -88,12 +105,20 @@ FREI = DomainSpec(
     hand_colours=("peach", "light beige", "white"),
     # FreiHAND: captured in front of a green screen; its version 0 (the original) shows it.
     backdrops=("green",),
-    # FreiHAND: versions 1-3 (hom, sample, auto) replace the green screen, "sample" and "auto" with
-    # photographs (indoor scenes among them). Ours: flat backgrounds or rooms in colours that no target
-    # uses (the targets use STB's 8 wall colours and RHD's patterns and scenery), so the source has seen
-    # textured surroundings, as FreiHAND's has, but never a target's style.
+    # FreiHAND: versions 1-3 (hom, sample, auto) paste the hand onto photographs (landscapes, city
+    # scenes, indoor shots) and recolour the composite: Zhang et al.'s colorization, automatic and
+    # sampled, and Tsai et al.'s deep harmonisation (seed paper 002, HanCo, its "Dataset" paragraph).
+    # Ours: cluttered "photographs" (random-coloured patches over a base colour that no target uses as a plain wall: the targets use STB's 8 wall colours and RHD's
+    # patterns and scenery), flat or as a room's walls, and the composite's exposure, white balance
+    # and hand colour varied as a harmonisation does. So the source has seen varied surroundings and
+    # hand colours, as FreiHAND's has, but never a target's style (its hand colours, wall colours,
+    # patterns, scenery or lighting presets).
     replaced_backdrops=("red", "blue", "purple", "black"),
     replaced_scenes=("background", "room"),
+    replaced_texture="clutter",
+    replaced_exposure=(0.3, 1.3),
+    replaced_white_balance=0.3,
+    replaced_tint=(0.0, 0.7),
     # FreiHAND: every training pose in 4 versions (index + 32,560 v there, version-major). Here
     # interleaved, sample i = pose i // 4 in version i % 4, so that the first n samples (a run's
     # n_train keeps a prefix) are n / 4 poses in all four versions rather than n green-screen images.
@@ -115,16 +140,17 @@ FREI = DomainSpec(
 
 STB = DomainSpec(
     name="synth-stb",
-    description="target, STB-like: a RealSense-like camera in front of a hand raised palm-first, office rooms, other skin tones, normal or dark light",
+    description="target, STB-like: a RealSense-like camera in front of a hand raised palm-first, office rooms, a light skin tone the source lacks, office light",
     seed_base=2000,
     splits={"test": 3000},  # STB: its test split is B1's counting and random sequences, 1,500 frames each
     labelled=True,
-    # STB is one person's hand; the world gives it skin tones the source never shows (a modelling
-    # choice that makes hand colour part of the style gap, not a property of STB).
-    hand_colours=("brown", "dark brown", "pale yellow"),
-    # STB: 6 backgrounds (B1-B6), office rooms; here rooms whose back wall has one of 8 plain colours.
-    backdrops=("white", "beige", "gray", "brown", "orange", "sky blue", "pink", "yellow"),
-    lighting=("normal", "dark"),  # STB: indoor office light, some sequences dimmer (from memory of its images)
+    # STB is one person's light-skinned hand (from its images); the world gives it a light tone the
+    # source never shows, so hand colour is part of the style gap without a change of skin type.
+    hand_colours=("pale yellow",),
+    # STB: 6 backgrounds (B1-B6), office rooms; here rooms whose back wall has one of 6 plain colours
+    # (white and beige left out: on them the pale-yellow hand all but vanishes, RESULTS.md).
+    backdrops=("gray", "brown", "orange", "sky blue", "pink", "yellow"),
+    lighting=("normal",),  # STB: indoor office light (from its images), which the source's bright studio never shows
     scenes=("room",),  # STB: a real room behind the hand (wall and floor here)
     # STB (from memory of its frames, not checked against the paper): the subject raises the left hand
     # (mirrored here to a right hand) in front of the camera, fingers roughly up, mostly the palm
@@ -190,6 +216,10 @@ FREI_RESTYLE = dataclasses.replace(
     hand_colours=HAND_COLOURS,
     backdrops=BACKDROPS,
     replaced_backdrops=(),
+    replaced_texture=None,
+    replaced_exposure=(1.0, 1.0),
+    replaced_white_balance=0.0,
+    replaced_tint=(0.0, 0.0),
     lighting=LIGHTINGS,
     scenes=SCENES,
     restyles=FREI,  # also puts the source's spec into this one's cache key

@@ -19,7 +19,7 @@ class ModelConfig:
     prior_width: f_PP's own width multiplier; None means `width`. f_PP reads 21 heatmaps at 1/8 of
         the input side, so it costs little, but scaled with a narrow f_H2D its first conv squeezes the
         21 heatmaps into 4 channels (width 0.125): the 3D lifting, not the 2D heatmaps, then limits the
-        small preset (measured: 2D error down from 3.1 to 0.9 heatmap pixels left the EPE unchanged).
+        small preset (measured steps in RESULTS.md, "Earlier worlds").
     branch2: build Branch2 (CLIP fusion + ProjectionHead) for the contrastive loss; False is the
         paper's Baseline (no Branch2 parameters at all).
     fusion: "concat" (e2 = FC'(concat(h, f_CLIP)), the paper's default) or "sum"

@@ -102,5 +102,22 @@ def lake(X, Y, p, base, second):
     return _mix(_smoothstep(treeline, Y, 0.01), scene, _sky(Y, p, horizon))
 
 
-TEXTURES = {"dotted": dotted, "flower": flower, "mountain": mountain, "lake": lake}
+def clutter(X, Y, p, base, second):
+    """A stand-in for a photograph behind a pasted hand: two layers of randomly coloured boxes (large
+    ones, then small ones in front) over the base colour, each box's colour random per cell. How much
+    of the base shows is drawn per sample, from almost all of it (a plain wall) to almost none."""
+    out = base[..., None, None].expand(-1, -1, *X.shape[1:])
+    busy = _col(p, 7)  # the share of cells holding a box
+    for layer, (size, span, share) in enumerate(((0.16, 0.22, 0.8), (0.05, 0.07, 0.35))):
+        side = size + span * _col(p, layer)
+        gx = X / side + 10 + 3 * _col(p, 2 + layer)
+        gy = Y / (side * (0.6 + 0.8 * _col(p, 4 + layer))) + 10
+        ix, iy, seed = torch.floor(gx), torch.floor(gy), _col(p, 6) + 7 * layer
+        rgb = torch.stack([_cell_hash(ix, iy, seed + 0.37 * k) for k in range(3)], 1)
+        box = (_cell_hash(iy, ix, seed + 0.11) < share * busy).float()
+        out = _mix(box, 0.35 * base[..., None, None] + 0.65 * rgb, out)
+    return out
+
+
+TEXTURES = {"clutter": clutter, "dotted": dotted, "flower": flower, "mountain": mountain, "lake": lake}
 TEXTURES.update({name: plain for name in COLOUR_RGB})

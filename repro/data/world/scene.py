@@ -68,25 +68,47 @@ def draw_scene(domain, rng: np.random.Generator, version: int = 0, background_rn
     backdrops = domain.backdrops if version == 0 else domain.replaced_backdrops
     scenes = domain.replaced_scenes if version > 0 and domain.replaced_scenes else domain.scenes
     backdrop = choice(bg, backdrops)
-    scene.update(draw_background(backdrop, choice(bg, scenes), bg))
+    scene.update(draw_background(backdrop, choice(bg, scenes), bg, domain.replaced_texture if version > 0 else None))
+    scene.update(draw_recolouring(domain, bg) if version > 0 else NEUTRAL_RECOLOURING)
     scene["caption"] = scene_caption(scene)
     return scene
 
 
-def draw_background(backdrop: str, scene_word: str, rng: np.random.Generator) -> dict:
-    """The random parts of a background, given its backdrop word and scene ("background" or "room")."""
+# A render as drawn: no change of exposure or white balance, the hand in its own colour.
+NEUTRAL_RECOLOURING = {"exposure": 1.0, "white_balance": (1.0, 1.0, 1.0), "hand_tint": 0.0}
+
+
+def draw_recolouring(domain, rng: np.random.Generator) -> dict:
+    """How a replaced version's composite is recoloured (DomainSpec.replaced_exposure and after)."""
+    wb = domain.replaced_white_balance
+    return {
+        "exposure": rng.uniform(*domain.replaced_exposure),
+        "white_balance": tuple(rng.uniform(1 - wb, 1 + wb, size=3)),
+        "hand_tint": rng.uniform(*domain.replaced_tint),
+    }
+
+
+def draw_background(backdrop: str, scene_word: str, rng: np.random.Generator, texture: str | None = None) -> dict:
+    """The random parts of a background, given its backdrop word and scene ("background" or "room");
+    `texture` replaces the word's own texture (world.backdrops.TEXTURES), in a colour near the word's."""
     others = [c for c in PLAIN_COLOURS if c != backdrop]
     choice = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
     return {
         "backdrop": backdrop,
+        "texture": texture or backdrop,
         "backdrop_params": rng.uniform(size=8),
-        "base_rgb": COLOUR_RGB[backdrop] if backdrop in COLOUR_RGB else COLOUR_RGB[choice(others)],
+        "base_rgb": _photo_colour(backdrop, rng) if texture else COLOUR_RGB.get(backdrop) or COLOUR_RGB[choice(others)],
         "second_rgb": COLOUR_RGB[choice(others)],
         "scene": scene_word,
         "wall_behind": rng.uniform(150.0, 600.0),
         "floor_below": rng.uniform(40.0, 220.0),
         "floor_rgb": rng.uniform([0.35, 0.25, 0.15], [0.75, 0.65, 0.55]),
     }
+
+
+def _photo_colour(word: str, rng: np.random.Generator) -> tuple:
+    """A replaced background's dominant colour: the word's, moved by up to 0.5 per channel."""
+    return tuple(np.clip(np.array(COLOUR_RGB[word]) + rng.uniform(-0.5, 0.5, size=3), 0.0, 1.0))
 
 
 def scene_caption(scene: dict) -> str:
@@ -98,8 +120,9 @@ def scene_caption(scene: dict) -> str:
 
 def restyle_scene(scene: dict, style: dict, rng: np.random.Generator) -> dict:
     """`scene` in another style: the same hand, pose, camera, crop, light direction and sensor noise,
-    with `style`'s hand colour and lighting, and a background of its backdrop and scene drawn from `rng`."""
-    out = dict(scene, hand_colour=style["hand_colour"], lighting=style["lighting"])
+    with `style`'s hand colour and lighting, and a background of its backdrop and scene drawn from `rng`,
+    rendered as drawn (NEUTRAL_RECOLOURING)."""
+    out = dict(scene, hand_colour=style["hand_colour"], lighting=style["lighting"], **NEUTRAL_RECOLOURING)
     out.update(draw_background(style["backdrop"], style["scene"], rng))
     out["caption"] = scene_caption(out)
     return out
@@ -225,8 +248,8 @@ def _backdrop(scenes, K, light, ambient, diffuse, gain, size) -> torch.Tensor:
 
     params, base, second = _tensor(scenes, "backdrop_params"), _tensor(scenes, "base_rgb"), _tensor(scenes, "second_rgb")
     out = torch.empty(B, 3, size, size)
-    for word in sorted({s["backdrop"] for s in scenes}):
-        idx = torch.tensor([i for i, s in enumerate(scenes) if s["backdrop"] == word])
+    for word in sorted({s["texture"] for s in scenes}):
+        idx = torch.tensor([i for i, s in enumerate(scenes) if s["texture"] == word])
         out.index_copy_(0, idx, TEXTURES[word](*(x.index_select(0, idx) for x in (X, Y, params, base, second))))
 
     if rooms:
@@ -262,7 +285,11 @@ def render_scenes(scenes: list[dict], size: int) -> dict:
     image = _backdrop(scenes, K, light, ambient, diffuse, gain, size)
     # Flat index of (image, channel, pixel) for every hand pixel's three channels: index_copy_ beats index_put_.
     at = (b[:, None] * 3 + torch.arange(3)) * (size * size) + raster.hit_pixel[:, None]
+    # A recoloured composite's hand is pulled towards its backdrop's colour (harmonisation).
+    tint = _tensor(scenes, "hand_tint")[:, None]
+    albedo = (1 - tint) * albedo + tint * _tensor(scenes, "base_rgb")
     image.view(-1).index_copy_(0, at.view(-1), (albedo.index_select(0, b) * (shade * gain.index_select(0, b))[:, None]).view(-1))
+    image.mul_((_tensor(scenes, "white_balance") * _tensor(scenes, "exposure")[:, None])[..., None, None])
     mask = raster.prim >= 0
     # In place from here on: these full-frame passes cost as much as shading the hand.
     noise = torch.empty_like(image)

@@ -28,7 +28,7 @@ COLOUR_RGB = {
     "brown": (0.45, 0.29, 0.14),
 }
 # (ambient, diffuse, overall gain): "bright" washes out, "dark" is dim.
-LIGHTING = {"normal": (0.40, 0.60, 1.0), "bright": (0.60, 0.55, 1.25), "dark": (0.30, 0.55, 0.42)}
+LIGHTING = {"normal": (0.40, 0.60, 1.0), "bright": (0.60, 0.55, 1.25), "dark": (0.30, 0.55, 0.55)}
 
 assert set(HAND_RGB) == set(HAND_COLOURS) and set(COLOUR_RGB) == set(PLAIN_COLOURS)
 assert set(BACKDROPS) - set(COLOUR_RGB) == {"dotted", "flower", "mountain", "lake"}
