@@ -1,35 +1,43 @@
-"""Training throughput per preset, and the cost of the CLIP branch (run by hand).
+"""Training throughput per preset: the default numerics against the reference path (run by hand).
 
-    .venv/bin/python bench/train.py [--presets tiny small] [--steps 20] [--clip-arch synthclip]
+    .venv/bin/python bench/train.py [--presets tiny small] [--steps 20] [--rounds 3] [--json] [--clip-arch synthclip]
 
-For each preset it times, in one process and on the same batches: a Baseline step; an IE+TE step
-with f_CI and f_CT read from the frozen-feature cache (what training does); and an IE+TE step that
-runs CLIP on every batch ("CLIP in the loop", what the cache avoids). It prints images/s and the
-ratios to the Baseline step. CLIP weights do not change the cost, so a randomly initialised model
-of the chosen architecture is used and nothing needs pre-training.
+For each preset it times whole training steps (batching, forward, losses, backward, Adam), in one
+process and on the same batches, of the Baseline on the reference path (precision fp32, memory_format
+contiguous: the trainer before v4) and on the default path (RunConfig's precision and memory_format),
+alternating the two for --rounds rounds and taking the median, so that noise from other processes hits
+both. It prints images/s and the ratio default / reference; --json prints only that, as one JSON object
+{"small": {"reference_img_s": ..., "default_img_s": ..., "ratio": ...}, "tiny": {...}}.
+
+Without --json it also times, on the default path and relative to the default Baseline step: Table 6's
+normal-supervised and normal-contrastive steps (the augmentation's cost; normal-contrastive also runs
+a second forward pass for its positive), an IE+TE step with f_CI and f_CT read from the frozen-feature
+cache (what training does) and an IE+TE step that runs CLIP on every batch ("CLIP in the loop", what
+the cache avoids). CLIP weights do not change the cost, so a randomly initialised model of the chosen
+architecture is used and nothing needs pre-training.
 """
 
 import argparse
 import dataclasses
+import json
+import statistics
 import time
 
-import open_clip
 import torch
 
-from repro.clip import synthclip
-from repro.clip.encoders import OpenClipEncoder
-from repro.clip.prompts import all_prompts
 from repro.presets import preset_config
 from repro.train.data import load_split
+from repro.train.evaluate import effective_precision
 from repro.train.loop import ClipFeatures, new_state, train_epoch
 from repro.train.run import device_for_training
+
+WARM = 2  # steps left out of every timing: the first ones include allocation and kernel selection
 
 
 class ClipInTheLoop:
     """Duck-types ClipFeatures: indexing encodes the batch's images / prompts on the spot."""
 
-    def __init__(self, encoder, images):
-        prompts = all_prompts()
+    def __init__(self, encoder, images, prompts):
         self.image = _Lazy(lambda idx: encoder.encode_images(images[idx]), len(images))
         self.text = _Lazy(lambda idx: encoder.encode_texts([prompts[i] for i in idx.tolist()]), len(prompts))
 
@@ -46,42 +54,87 @@ class _Lazy:
 
 
 def _rate(cfg, train, clip, device) -> float:
+    """Images/s of one epoch of `cfg` over `train`, its first WARM steps left out."""
     state = new_state(cfg, clip.image[torch.arange(1)].shape[1] if clip else cfg.model.clip_dim, device)
     times = []
 
     def tick(b):
-        if device.type == "cuda":
+        if device.type == "cuda":  # steps do not wait for the device: a step's time is its kernels'
             torch.cuda.synchronize()
         times.append(time.perf_counter())
 
     train_epoch(cfg, state, train, clip, device, on_step=tick)
-    warm = 2  # the first steps include allocation and kernel selection
-    return cfg.batch_size * (len(times) - 1 - warm) / (times[-1] - times[warm])
+    return cfg.batch_size * (len(times) - 1 - WARM) / (times[-1] - times[WARM])
+
+
+def _medians(paths: dict, train, device, rounds: int) -> dict[str, float]:
+    """Median images/s of each (cfg, clip) path over `rounds` rounds that run every path in turn."""
+    rates = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, (cfg, clip) in paths.items():
+            rates[name].append(_rate(cfg, train, clip, device))
+    return {name: statistics.median(r) for name, r in rates.items()}
+
+
+def _clip_paths(cfg, train, arch: str, device) -> dict:
+    import open_clip
+
+    from repro.clip import synthclip
+    from repro.clip.encoders import OpenClipEncoder
+    from repro.clip.prompts import all_prompts
+
+    synthclip.register()
+    encoder = OpenClipEncoder(open_clip.create_model(arch), arch, f"{arch}-random", "random", str(device))
+    prompts = all_prompts()
+    cached = ClipFeatures(encoder.encode_images(train.images), encoder.encode_texts(prompts))
+    return {"IE+TE cached": (cfg, cached), "IE+TE CLIP in loop": (cfg, ClipInTheLoop(encoder, train.images, prompts))}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["tiny", "small"])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--clip-arch", default="synthclip", help="open_clip architecture for the in-the-loop step")
+    parser.add_argument("--steps", type=int, default=20, help=f"steps per timed epoch (the first {WARM} are not counted)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every path in turn; the median is reported")
+    parser.add_argument("--json", action="store_true", help="print only the reference and default paths, as one JSON object")
+    parser.add_argument("--clip-arch", default="synthclip", help="open_clip architecture for the CLIP steps")
     args = parser.parse_args()
+    if args.steps < WARM + 2:
+        parser.error(f"--steps must be at least {WARM + 2}: the first {WARM} steps are not timed")
     device = device_for_training()
-    synthclip.register()
-    net = open_clip.create_model(args.clip_arch)
-    encoder = OpenClipEncoder(net, args.clip_arch, f"{args.clip_arch}-random", "random", str(device))
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, CLIP {args.clip_arch}")
+    if not args.json:
+        print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds of {args.steps} steps")
+    out = {}
     for preset in args.presets:
         base = preset_config(preset)
         cfg = dataclasses.replace(base, n_train=base.batch_size * args.steps)
         train = load_split(cfg.source, "train", cfg.n_train, cfg.image_size, cfg.data_root)
-        cached = ClipFeatures(encoder.encode_images(train.images), encoder.encode_texts(all_prompts()))
-        rates = {
-            "baseline": _rate(dataclasses.replace(cfg, mode="baseline"), train, None, device),
-            "IE+TE cached": _rate(cfg, train, cached, device),
-            "IE+TE CLIP in loop": _rate(cfg, train, ClipInTheLoop(encoder, train.images), device),
+        baseline = dataclasses.replace(cfg, mode="baseline")
+        paths = {
+            "reference": (dataclasses.replace(baseline, precision="fp32", memory_format="contiguous"), None),
+            "default": (baseline, None),
         }
-        line = ", ".join(f"{k} {v:.1f} img/s ({rates['baseline'] / v:.2f}x step time)" for k, v in rates.items())
-        print(f"{preset:6s} input {cfg.model.input_size}px width {cfg.model.width}: {line}")
+        if not args.json:
+            paths |= {name: (dataclasses.replace(baseline, augment=name), None) for name in ("normal-supervised", "normal-contrastive")}
+            paths |= _clip_paths(cfg, train, args.clip_arch, device)
+        rates = _medians(paths, train, device, args.rounds)
+        out[preset] = {
+            "reference_img_s": round(rates["reference"], 1),
+            "default_img_s": round(rates["default"], 1),
+            "ratio": round(rates["default"] / rates["reference"], 3),
+        }
+        if not args.json:
+            print(
+                f"{preset:6s} input {cfg.model.input_size}px width {cfg.model.width} batch {cfg.batch_size}: "
+                f"reference (fp32, contiguous) {rates['reference']:.1f} img/s, default ({effective_precision(cfg.precision, device)}, {cfg.memory_format}) "
+                f"{rates['default']:.1f} img/s: {out[preset]['ratio']:.2f}x"
+            )
+            others = [name for name in rates if name not in ("reference", "default")]
+            print(
+                "       vs the default Baseline step: "
+                + ", ".join(f"{n} {rates[n]:.1f} img/s ({rates['default'] / rates[n]:.2f}x step time)" for n in others)
+            )
+    if args.json:
+        print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -20,8 +20,10 @@ from repro.model.config import ModelConfig
 
 # Part of every run's identity: bump when the trainer's meaning of an unchanged config changes, so
 # old runs are not reused for new ones (v2: heatmap_sigma in heatmap pixels at every grid size;
-# v3: Branch1's stage 3 with the supplement's six conv128 layers, hand3d's visible-joint metrics).
-TRAINER_VERSION = 3
+# v3: Branch1's stage 3 with the supplement's six conv128 layers, hand3d's visible-joint metrics;
+# v4: bf16 autocast where the device has bf16 units and channels-last by default, Table 6's augmentations
+# batched, with other random draws).
+TRAINER_VERSION = 4
 
 
 LR_SCHEDULES = ("constant", "cosine")  # the paper's fixed Adam lr; cosine decay to 0 over the run
@@ -30,6 +32,8 @@ MODES = ("baseline", "ie", "te", "iete")  # Table 4: no Branch2/L_Con; image onl
 # (repro.train.objectives), each as the supervised input or as the contrastive positive.
 AUGMENTATIONS = ("none", "normal-supervised", "normal-contrastive", "restyle-supervised", "restyle-contrastive")
 CONTRASTIVE_AUGMENTATIONS = ("normal-contrastive", "restyle-contrastive")
+PRECISIONS = ("bf16", "fp32")  # bf16: autocast where the device has bf16 units (repro.train.evaluate.bf16_native), else fp32
+MEMORY_FORMATS = ("channels_last", "contiguous")  # of the model's weights and inputs
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,9 @@ class RunConfig:
     batch_size: int = 32
     epochs: int = 10
     seed: int = 0
+    # numerics: the precision a run gets is in its identity (repro.train.identity), as it depends on the machine
+    precision: str = "bf16"
+    memory_format: str = "channels_last"
     # k > 0: k-fold cross-validation on the source training split only (`repro tune`); no target is read
     cv_folds: int = 0
     cv_fold: int = 0
@@ -79,6 +86,8 @@ class RunConfig:
             "ratio": (0.0 <= self.ratio <= 1.0, "a number in [0, 1]"),
             "batch_size": (self.batch_size >= 2, "at least 2 (the contrastive loss needs a negative)"),
             "epochs": (self.epochs >= 1, "at least 1"),
+            "precision": (self.precision in PRECISIONS, f"one of {PRECISIONS}"),
+            "memory_format": (self.memory_format in MEMORY_FORMATS, f"one of {MEMORY_FORMATS}"),
             "cv_fold": (self.cv_folds == 0 or 0 <= self.cv_fold < self.cv_folds, "0 <= cv_fold < cv_folds"),
         }
         for name, (ok, expected) in checks.items():

@@ -44,10 +44,10 @@ def gaussian_heatmaps(
         raise ValueError(f"sigma must be positive, got {sigma}")
     uv_h = (uv.float() + 0.5) * (heatmap_size / float(input_size)) - 0.5  # (B,21,2)
     grid = torch.arange(heatmap_size, dtype=uv_h.dtype, device=uv.device)
-    dx2 = (grid[None, None, :] - uv_h[..., 0:1]) ** 2  # (B,21,w)
-    dy2 = (grid[None, None, :] - uv_h[..., 1:2]) ** 2  # (B,21,h)
-    maps = torch.exp(-(dy2[..., :, None] + dx2[..., None, :]) / (2.0 * sigma * sigma))
-    return maps * visible.to(maps.dtype)[..., None, None]
+    # separable: the product of a row and a column Gaussian, one exp per row and column, not per pixel
+    gx = torch.exp(-((grid - uv_h[..., 0:1]) ** 2) / (2.0 * sigma * sigma))  # (B,21,w)
+    gy = torch.exp(-((grid - uv_h[..., 1:2]) ** 2) / (2.0 * sigma * sigma)) * visible.to(uv_h.dtype)[..., None]  # (B,21,h)
+    return gy[..., :, None] * gx[..., None, :]
 
 
 def heatmap_loss(pred, target: torch.Tensor) -> torch.Tensor:
@@ -103,7 +103,9 @@ def contrastive_loss(
     neg_index = torch.as_tensor(neg_index, device=e1p.device).long()
     if neg_index.shape != (b,):
         raise ValueError(f"neg_index must have shape ({b},), got {tuple(neg_index.shape)}")
-    if bool((neg_index == torch.arange(b, device=e1p.device)).any()):
+    # Checked on the CPU only: on a GPU the check would make every training step wait for the device
+    # (training's negatives come from hardest_negative, which never picks the anchor).
+    if neg_index.device.type == "cpu" and bool((neg_index == torch.arange(b)).any()):
         raise ValueError("a negative must be another sample (neg_index[i] != i)")
     d_pos = (e1p - e2p).abs().sum(-1)
     d_neg = (e1p - e1p[neg_index]).abs().sum(-1)

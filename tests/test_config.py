@@ -39,6 +39,17 @@ def test_overrides_are_typed_and_bad_ones_are_named():
         preset_config("huge")
 
 
+def test_numerics_default_to_bf16_channels_last_and_bad_ones_are_named():
+    cfg = RunConfig()
+    assert (cfg.precision, cfg.memory_format) == ("bf16", "channels_last")
+    reference = with_overrides(cfg, {"precision": "fp32", "memory_format": "contiguous"})
+    assert reference.hash != cfg.hash and with_overrides(cfg, {"precision": "fp32"}).hash != reference.hash
+    with pytest.raises(ValueError, match=r"config field 'precision' = 'fp16': expected one of \('bf16', 'fp32'\)"):
+        with_overrides(cfg, {"precision": "fp16"})
+    with pytest.raises(ValueError, match=r"config field 'memory_format' = 'nhwc': expected one of \('channels_last', 'contiguous'\)"):
+        with_overrides(cfg, {"memory_format": "nhwc"})
+
+
 def test_a_run_is_recreated_from_its_logged_config():
     cfg = preset_config("tiny", {"mode": "iete", "ratio": "0.9", "targets": "synth-rhd"})
     assert from_dict(cfg.to_dict()) == cfg and from_dict(cfg.to_dict()).hash == cfg.hash

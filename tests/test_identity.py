@@ -1,4 +1,6 @@
-"""A run's identity covers its data and CLIP weights: what changes either trains anew, old runs stay."""
+"""A run's identity covers its data, CLIP weights and effective precision: what changes any trains anew, old runs stay."""
+
+import dataclasses
 
 import pytest
 import torch
@@ -11,6 +13,7 @@ from repro.studies.runner import find_study, run_study
 from repro.studies.spec import load_spec
 from repro.studies.table import TablePlan
 from repro.tracking import TRAIN_EXPERIMENT, experiment
+from repro.train import evaluate
 from repro.train.identity import identity, identity_hash, open_inputs
 
 SPEC = """title = "identity check"
@@ -79,3 +82,17 @@ def test_the_run_hash_covers_config_data_and_clip(store):
     assert identity_hash(changed) != identity_hash(record)
     assert identity_hash({**record, "clip": {"identity": "x", "weights_digest": "0"}}) != identity_hash(record)
     assert identity_hash(dict(reversed(record.items()))) == identity_hash(record)  # key order does not matter
+
+
+def test_the_run_hash_covers_the_precision_the_machine_computes_in(store, monkeypatch):
+    """A bf16 run on a machine without native bf16 computes in fp32: it is another run than one in bf16."""
+    cfg = preset_config("tiny", {**TINY, "mode": "baseline"})
+    inputs = open_inputs(cfg)
+    monkeypatch.setattr(evaluate, "bf16_native", lambda device: True)
+    native = identity(cfg, inputs)
+    monkeypatch.setattr(evaluate, "bf16_native", lambda device: False)
+    emulated = identity(cfg, inputs)
+    assert (native["precision_effective"], emulated["precision_effective"]) == ("bf16", "fp32")
+    assert identity_hash(native) != identity_hash(emulated)
+    fp32 = identity(dataclasses.replace(cfg, precision="fp32"), inputs)
+    assert fp32["precision_effective"] == "fp32" and identity_hash(fp32) != identity_hash(emulated)  # the config differs

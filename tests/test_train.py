@@ -1,6 +1,8 @@
 """The trainer: determinism, resume after an interruption, the NaN guard, dedupe by run hash, cross-validation, what it logs."""
 
 import json
+import math
+import sys
 
 import mlflow
 import pytest
@@ -64,6 +66,7 @@ def test_finished_config_is_reused_not_retrained(store, monkeypatch):
         and run.data.params["model.width"] == "0.0625"
     )
     assert {"git_commit", "git_dirty", "preset", "data_digest/train", "data_digest/val", "data_digest/synth-stb"} <= set(run.data.tags)
+    assert run.data.tags["precision_effective"] in ("bf16", "fp32")
     assert len(run.inputs.dataset_inputs) == 8  # source train, val, two targets and their four diagnostic targets
     monkeypatch.setattr(run_module, "train_epoch", loop.train_epoch)
     other = train_run(_baseline(epochs=1, seed=1))  # the seed is part of the hash
@@ -85,6 +88,63 @@ def test_a_runaway_finite_loss_also_ends_the_run_as_failed(store, monkeypatch):
     assert result.status == "FAILED"
     reason = tracking.client().get_run(result.run_id).data.tags["failure_reason"]
     assert "loss became -5.8e+20" in reason and "epoch 1, batch 1" in reason
+
+
+class _Split:
+    """A training split of random crops and labels (uint8 images like the real ones)."""
+
+    def __init__(self, n: int = 32, size: int = 32):
+        g = torch.Generator().manual_seed(0)
+        self.images = torch.randint(0, 255, (n, 3, size, size), generator=g, dtype=torch.uint8)
+        self.uv = torch.rand(n, 21, 2, generator=g) * size
+        self.visible = torch.ones(n, 21, dtype=torch.bool)
+        self.xyz = torch.randn(n, 21, 3, generator=g) * 40 + torch.tensor([0, 0, 500.0])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def test_the_guard_reports_the_first_bad_step_when_it_reads_it(monkeypatch):
+    """The guard is read every GUARD_EVERY steps, not every step; it names the first bad step and its losses."""
+    real, calls = objectives.pose_loss, []
+
+    def pose_loss(pred, target):  # fine, fine, NaN, then runaway
+        calls.append(None)
+        return real(pred, target) if len(calls) < 3 else torch.tensor(float("nan") if len(calls) == 3 else 5e6)
+
+    monkeypatch.setattr(objectives, "pose_loss", pose_loss)
+    monkeypatch.setattr(loop, "GUARD_EVERY", 4)
+    cfg = _baseline(batch_size=4)
+    steps, cpu = [], torch.device("cpu")
+    with pytest.raises(loop.TrainingDiverged, match=r"loss became nan .* at epoch 1, batch 3 \(heat [0-9.]+, pose nan, con 0\)"):
+        loop.train_epoch(cfg, loop.new_state(cfg, 16, cpu), _Split(), None, cpu, on_step=steps.append)
+    assert steps == [0, 1, 2]  # read after the fourth step, before its callback
+
+
+def test_a_step_reads_nothing_back_from_the_device(monkeypatch):
+    """Losses are summed and guarded on the device: an epoch reads them back once, plus the progress bar's
+    redraws. (Counted: the reads by the suite's own code; Adam's step counts live on the CPU on every device.)"""
+    reads = []
+
+    def counted(name):
+        method = getattr(torch.Tensor, name)
+
+        def read(self, *args):
+            if "/repro/" in sys._getframe(1).f_code.co_filename:
+                reads.append(name)
+            return method(self, *args)
+
+        return read
+
+    for name in ("item", "tolist", "__bool__", "__float__"):
+        monkeypatch.setattr(torch.Tensor, name, counted(name))
+    bar = loop.tqdm
+    monkeypatch.setattr(loop, "tqdm", lambda *a, **k: bar(*a, **{**k, "mininterval": 3600}))  # it redraws only when it starts
+    cfg = _baseline(batch_size=2)
+    cpu = torch.device("cpu")
+    losses = loop.train_epoch(cfg, loop.new_state(cfg, 16, cpu), _Split(), None, cpu)
+    assert all(math.isfinite(v) for v in losses.values())
+    assert sorted(reads) == ["item", "tolist"]  # 16 steps; at the end, the guard and the sums
 
 
 def test_training_on_the_real_dataset_formats(store, tmp_path, capsys):

@@ -1,4 +1,9 @@
-"""A dataset's split as tensors in memory, by role (train / val / test) and dataset name."""
+"""A dataset's split as tensors, by role (train / val / test) and dataset name.
+
+Synthetic splits come from their render cache; real ones from their decoded-crop store
+(repro.data.store), whose images stay on disk, memory-mapped and shared by every process that reads
+them. A run opens every split it reads (repro.train.identity) before loading any: opening a real
+split checks its layout, so a missing file fails before any image is decoded."""
 
 import dataclasses
 import hashlib
@@ -6,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from repro.data.domains import DOMAINS, diagnostics_of, restyled_twin_of
 from repro.data.errors import DataError
-from repro.data.registry import dataset_root, open_dataset
+from repro.data.registry import dataset_root, is_synthetic, open_dataset
+from repro.data.store import open_store
 
 # dataset -> role -> split name; real datasets read <data_root>/<dataset>/ (rhd: the RHD_published_v2 folder).
 SPLIT_OF_ROLE = {
@@ -46,12 +51,12 @@ def evaluated_splits(targets: tuple[str, ...]) -> list[str]:
 class SplitTensors:
     name: str  # e.g. "synth-stb"
     split: str
-    images: torch.Tensor  # uint8 (N, 3, S, S)
+    images: torch.Tensor  # uint8 (N, 3, S, S); a real split's is memory-mapped from its store
     xyz: torch.Tensor  # (N, 21, 3) mm
     uv: torch.Tensor  # (N, 21, 2) crop pixels
     visible: torch.Tensor  # (N, 21)
     digest: str
-    dataset: object  # the underlying sequence (for the CLIP feature cache)
+    dataset: object  # the underlying sequence (for the CLIP feature cache): a render cache or a crop store
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -154,14 +159,14 @@ def open_split(name: str, role: str, n: int | None, size: int, data_root: str | 
 
 
 def split_tensors(opened: OpenSplit) -> SplitTensors:
-    """The split in memory: synthetic splits are already tensors, real ones are decoded sample by sample."""
+    """The split's tensors: a synthetic split's render cache, a real split's crop store (built on first use)."""
     name, split, dataset = opened.name, opened.split, opened.dataset
-    if hasattr(dataset, "data"):
+    if is_synthetic(name):
         d = dataset.data
         return SplitTensors(name, split, d["image"], d["xyz"], d["uv"], d["visible"], dataset.digest, dataset)
-    samples = [dataset[i] for i in tqdm(range(len(dataset)), desc=f"load {name}/{split}", unit="img")]
-    stack = lambda key: torch.stack([getattr(s, key) for s in samples])  # noqa: E731
-    return SplitTensors(name, split, stack("image"), stack("xyz"), stack("uv"), stack("visible"), dataset.digest, dataset)
+    stored = open_store(dataset)
+    labels = stored.labels
+    return SplitTensors(name, split, stored.images, labels["xyz"], labels["uv"], labels["visible"], stored.digest, stored)
 
 
 def load_split(name: str, role: str, n: int | None, size: int, data_root: str | None) -> SplitTensors:

@@ -1,28 +1,67 @@
 """Evaluation per SPEC sections 4 and 7 on one split: EPE (mean, median), 3D PCK over 0-50 mm, AUC 20-50 mm,
-over the visible joints (hand3d's protocol, the primary names) and over all joints (names with "all")."""
+over the visible joints (hand3d's protocol, the primary names) and over all joints (names with "all").
+Also what training shares with evaluation: the device, the model's inputs and their numerics
+(RunConfig.precision and memory_format)."""
+
+import functools
 
 import torch
 import torch.nn.functional as F
 
+from repro.config import RunConfig
 from repro.metrics import auc, epe_mm, epe_summary, pck_curve, pck_thresholds, predictions_to_mm
 
+TORCH_MEMORY_FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}  # RunConfig.memory_format
 
-def model_inputs(images: torch.Tensor, input_size: int, device) -> torch.Tensor:
-    """uint8 crops -> float model input in [-1, 1] at the model's input size."""
+
+def device_for_training() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@functools.cache
+def bf16_native(device: torch.device) -> bool:
+    """Whether `device` has bf16 matrix units: a GPU with bf16 tensor cores, or a CPU with AMX. AVX512-BF16
+    alone does not count: with it the suite's bf16 steps were slower than fp32 channels-last ones (autocast's
+    casts outweigh its faster dot products), and elsewhere bf16 is emulated."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return device.type == "cpu" and torch.cpu._is_amx_tile_supported()
+
+
+def effective_precision(precision: str, device: torch.device) -> str:
+    """The precision a run of RunConfig.precision `precision` computes in on `device`: bf16 only where it has bf16 units."""
+    return "bf16" if precision == "bf16" and bf16_native(device) else "fp32"
+
+
+def autocast(precision: str, device: torch.device):
+    """The autocast context of RunConfig.precision `precision` on `device`."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=effective_precision(precision, device) == "bf16")
+
+
+def model_inputs(images: torch.Tensor, input_size: int, device, memory_format: str) -> torch.Tensor:
+    """uint8 crops -> float model input in [-1, 1] at the model's input size, in RunConfig.memory_format `memory_format`."""
     x = images.to(device, non_blocking=True).float().div_(255)
     if x.shape[-1] != input_size:
         x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", antialias=True, align_corners=False)
-    return x.sub_(0.5).div_(0.5)
+    return x.sub_(0.5).div_(0.5).contiguous(memory_format=TORCH_MEMORY_FORMATS[memory_format])
 
 
 @torch.no_grad()
-def predict(model, images: torch.Tensor, input_size: int, device, batch_size: int = 128) -> torch.Tensor:
-    """Normalised root-relative coordinates (N, 21, 3) from Branch1 + f_PP only."""
-    model.eval()
+def predict(
+    model,
+    images: torch.Tensor,
+    input_size: int,
+    device,
+    precision: str = RunConfig.precision,
+    memory_format: str = RunConfig.memory_format,
+    batch_size: int = 128,
+) -> torch.Tensor:
+    """Normalised root-relative coordinates (N, 21, 3) from Branch1 + f_PP only, in the numerics the run trained in."""
+    model.eval().to(memory_format=TORCH_MEMORY_FORMATS[memory_format])  # the weights' layout picks the kernels too
     out = []
     for start in range(0, images.shape[0], batch_size):
-        x = model_inputs(images[start : start + batch_size], input_size, device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        x = model_inputs(images[start : start + batch_size], input_size, device, memory_format)
+        with autocast(precision, device):
             out.append(model(x).coords.float().cpu())
     return torch.cat(out)
 
@@ -52,7 +91,10 @@ def pose_metrics(coords: torch.Tensor, xyz: torch.Tensor, visible: torch.Tensor)
     return out
 
 
-def evaluate_split(model, split, input_size: int, device) -> dict:
+def evaluate_split(
+    model, split, input_size: int, device, precision: str = RunConfig.precision, memory_format: str = RunConfig.memory_format
+) -> dict:
     """pose_metrics of the model's Branch1 + f_PP predictions on a split (SplitTensors), scored with
-    the split's own visibility flags."""
-    return pose_metrics(predict(model, split.images, input_size, device), split.xyz, split.visible)
+    the split's own visibility flags; precision and memory_format: the run's config's."""
+    coords = predict(model, split.images, input_size, device, precision, memory_format)
+    return pose_metrics(coords, split.xyz, split.visible)

@@ -69,6 +69,6 @@ def evaluate_run(run_id: str, targets: list[str] | None = None) -> dict:
     out = {}
     for name in targets or evaluated_splits(cfg.targets):  # by default what training evaluated: targets and diagnostics
         split = load_split(name, "test", cfg.n_test, cfg.image_size, cfg.data_root)
-        metrics = evaluate_split(model, split, cfg.model.input_size, device)
+        metrics = evaluate_split(model, split, cfg.model.input_size, device, cfg.precision, cfg.memory_format)
         out[name] = {k: metrics[k] for k in SPLIT_METRICS}
     return out

@@ -2,6 +2,10 @@
 guard and the progress bar; seeded and resumable. What a method computes on a batch is its
 objective (repro.train.objectives): L = l1 L_Heat + l2 L_Pose + l3 L_Con from the losses it returns.
 f_CI comes from the frozen-feature cache, f_CT for every prompt likewise.
+
+A step does not wait for the device: the losses are summed and the divergence guard is kept there.
+The guard is read every GUARD_EVERY steps and at the end of the epoch, the losses at the end and when
+the progress bar redraws (at most twice a second).
 """
 
 import dataclasses
@@ -15,7 +19,7 @@ from tqdm import tqdm
 
 from repro.config import RunConfig
 from repro.model.hand_pose import HandPoseModel
-from repro.train.evaluate import model_inputs
+from repro.train.evaluate import TORCH_MEMORY_FORMATS, autocast, model_inputs
 from repro.train.objectives import OBJECTIVES, Batch
 
 
@@ -26,6 +30,8 @@ class TrainingDiverged(RuntimeError):
 # No loss of a healthy run comes near this: the MSEs start below 10 and eq. 4's terms are L1
 # distances of 128-d embeddings. Eq. 4 is unbounded below, so a run can drift to -1e20 while finite.
 RUNAWAY_LOSS = 1e6
+GUARD_EVERY = 50  # steps between reads of the divergence guard: a diverged run stops at most this late
+LOSSES = ("loss", "heat", "pose", "con")
 
 
 @dataclass
@@ -49,11 +55,11 @@ def seed_everything(seed: int) -> None:
 
 
 def new_state(cfg: RunConfig, clip_dim: int, device) -> TrainState:
-    """A fresh model, seeded by cfg.seed, and the paper's Adam for it; channels-last on a GPU."""
+    """A fresh model, seeded by cfg.seed, in cfg.memory_format, and the paper's Adam for it."""
     seed_everything(cfg.seed)
-    model = HandPoseModel(dataclasses.replace(cfg.model, clip_dim=clip_dim)).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = HandPoseModel(dataclasses.replace(cfg.model, clip_dim=clip_dim)).to(
+        device, memory_format=TORCH_MEMORY_FORMATS[cfg.memory_format]
+    )
     return TrainState(model, torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)))
 
 
@@ -65,6 +71,30 @@ def scheduled_lr(cfg: RunConfig, step: int, total_steps: int) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
 
 
+class _Guard:
+    """The first step whose loss is not finite or runaway, recorded on the device without waiting for it."""
+
+    def __init__(self, device):
+        self.tripped = torch.zeros((), dtype=torch.bool, device=device)
+        self.batch = torch.zeros((), dtype=torch.long, device=device)
+        self.losses = torch.zeros(len(LOSSES), device=device)
+
+    def record(self, batch: int, losses: torch.Tensor) -> None:
+        bad = ~torch.isfinite(losses[0]) | (losses[0].abs() > RUNAWAY_LOSS)
+        first = bad & ~self.tripped
+        self.batch = torch.where(first, batch, self.batch)
+        self.losses = torch.where(first, losses, self.losses)
+        self.tripped |= bad
+
+    def check(self, epoch: int) -> None:
+        if self.tripped.item():
+            loss, heat, pose, con = self.losses.tolist()
+            raise TrainingDiverged(
+                f"loss became {loss:.4g} (|loss| > {RUNAWAY_LOSS:g} or not finite) at epoch {epoch}, batch {self.batch.item()} "
+                f"(heat {heat:.4g}, pose {pose:.4g}, con {con:.4g})"
+            )
+
+
 def train_epoch(cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | None, device, on_step=None, restyled=None) -> dict:
     """One pass over the training split with the run's objective; returns the epoch's mean losses.
     `restyled`: the split's restyled twin (same order), for the restyle objectives."""
@@ -73,36 +103,40 @@ def train_epoch(cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | N
     objective = OBJECTIVES[cfg.objective](cfg)
     order = torch.randperm(len(train))
     n_batches = len(train) // cfg.batch_size  # drop the last partial batch: L_Con needs a negative
-    sums = {"loss": 0.0, "heat": 0.0, "pose": 0.0, "con": 0.0}
-    bar = tqdm(range(n_batches), desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
-    for b in bar:
-        idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-        batch = Batch(
-            model_inputs(train.images[idx], cfg.model.input_size, device),
-            train.uv[idx],
-            train.visible[idx],
-            train.xyz[idx],
-            clip_image=clip.image[idx] if clip is not None else None,
-            clip_text=clip.text if clip is not None else None,
-            restyled=model_inputs(restyled.images[idx], cfg.model.input_size, device) if restyled is not None else None,
-        )
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            losses = objective(model, batch)
-            loss = cfg.lambda_heat * losses["heat"] + cfg.lambda_pose * losses["pose"] + cfg.lambda_con * losses["con"]
-        l_heat, l_pose, l_con = losses["heat"], losses["pose"], losses["con"]
-        if not torch.isfinite(loss) or loss.abs() > RUNAWAY_LOSS:
-            raise TrainingDiverged(
-                f"loss became {loss.item():.4g} (|loss| > {RUNAWAY_LOSS:g} or not finite) at epoch {state.epoch + 1}, batch {b + 1} "
-                f"(heat {l_heat.item():.4g}, pose {l_pose.item():.4g}, con {l_con.item():.4g})"
+    sums = torch.zeros(len(LOSSES), device=device)
+    guard = _Guard(device)
+
+    def inputs(images: torch.Tensor) -> torch.Tensor:
+        return model_inputs(images, cfg.model.input_size, device, cfg.memory_format)
+
+    with tqdm(total=n_batches, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch", leave=False, mininterval=0.5) as bar:
+        for b in range(n_batches):
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            batch = Batch(
+                inputs(train.images[idx]),
+                train.uv[idx].to(device, non_blocking=True),
+                train.visible[idx].to(device, non_blocking=True),
+                train.xyz[idx].to(device, non_blocking=True),
+                clip_image=clip.image[idx] if clip is not None else None,
+                clip_text=clip.text if clip is not None else None,
+                restyled=inputs(restyled.images[idx]) if restyled is not None else None,
             )
-        for group in optimizer.param_groups:
-            group["lr"] = scheduled_lr(cfg, state.epoch * n_batches + b, cfg.epochs * n_batches)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        for key, value in (("loss", loss), ("heat", l_heat), ("pose", l_pose), ("con", l_con)):
-            sums[key] += value.item()
-        bar.set_postfix(loss=f"{loss.item():.4f}", heat=f"{l_heat.item():.4f}", pose=f"{l_pose.item():.4f}", con=f"{l_con.item():.3f}")
-        if on_step is not None:
-            on_step(b)
-    return {k: v / max(n_batches, 1) for k, v in sums.items()}
+            with autocast(cfg.precision, device):
+                losses = objective(model, batch)
+                loss = cfg.lambda_heat * losses["heat"] + cfg.lambda_pose * losses["pose"] + cfg.lambda_con * losses["con"]
+            values = torch.stack([loss, losses["heat"], losses["pose"], losses["con"]]).detach()
+            guard.record(b + 1, values)
+            for group in optimizer.param_groups:
+                group["lr"] = scheduled_lr(cfg, state.epoch * n_batches + b, cfg.epochs * n_batches)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            sums += values
+            if bar.update():  # it redrew (at most every mininterval): show these losses from its next redraw
+                bar.set_postfix(dict(zip(LOSSES, (f"{v:.4f}" for v in values.tolist()))), refresh=False)
+            if (b + 1) % GUARD_EVERY == 0:
+                guard.check(state.epoch + 1)
+            if on_step is not None:
+                on_step(b)
+    guard.check(state.epoch + 1)
+    return dict(zip(LOSSES, (sums / max(n_batches, 1)).tolist()))

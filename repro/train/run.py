@@ -25,8 +25,9 @@ from repro.geometry3d import normalize_pose
 from repro.paths import cache_dir
 from repro.tracking import SPLIT_METRICS, TRAIN_EXPERIMENT, client, experiment, git_state, mlruns_dir, use_store
 from repro.train.checkpoints import load_checkpoint, save_checkpoint
+from repro.train.cost import Meter, device_tags
 from repro.train.data import cv_split, evaluated_splits, split_tensors
-from repro.train.evaluate import evaluate_split, pose_metrics
+from repro.train.evaluate import device_for_training, evaluate_split, pose_metrics
 from repro.train.identity import identity, identity_hash, open_inputs
 from repro.train.loop import ClipFeatures, TrainingDiverged, new_state, train_epoch
 
@@ -41,8 +42,22 @@ class RunResult:
     reused: bool
 
 
-def device_for_training() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+MODE_NAMES = {"baseline": "Baseline", "ie": "IE", "te": "TE", "iete": "IE+TE"}  # the paper's (Table 4)
+
+
+def run_name(cfg: RunConfig) -> str:
+    """A run's name in the MLflow UI unless a study names it: what tells the trainings of a preset
+    apart, e.g. "IE+TE r=0.6 concat seed 0", "Baseline normal-supervised seed 1"."""
+    parts = [MODE_NAMES[cfg.mode]]
+    if cfg.mode == "iete":
+        parts.append(f"r={cfg.ratio:g}")
+    if cfg.uses_clip:
+        parts.append(cfg.model.fusion)
+    if cfg.augment != "none":
+        parts.append(cfg.augment)
+    if cfg.cv_folds:
+        parts.append(f"fold {cfg.cv_fold + 1}/{cfg.cv_folds}")
+    return " ".join([*parts, f"seed {cfg.seed}"])
 
 
 def find_runs(run_hash: str) -> list:
@@ -84,7 +99,7 @@ def per_sample_frame(errors_mm: torch.Tensor, visible: torch.Tensor) -> pd.DataF
 def _evaluate(model, cfg, device, val, targets, mean_pose) -> tuple[dict, pd.DataFrame, dict[str, pd.DataFrame]]:
     metrics, curves, per_sample = {}, {}, {}
     for key, split in [("val", val)] + [(t.name, t) for t in targets]:
-        result = evaluate_split(model, split, cfg.model.input_size, device)
+        result = evaluate_split(model, split, cfg.model.input_size, device, cfg.precision, cfg.memory_format)
         per_sample[key] = per_sample_frame(result["errors_mm"], split.visible)
         for name in SPLIT_METRICS:
             metrics[f"{key}/{name}"] = result[name]
@@ -99,6 +114,7 @@ def _evaluate(model, cfg, device, val, targets, mean_pose) -> tuple[dict, pd.Dat
 
 
 def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict | None = None) -> RunResult:
+    meter = Meter()
     inputs = open_inputs(cfg)
     record = identity(cfg, inputs)
     key = identity_hash(record)
@@ -109,6 +125,7 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
         print(f"reusing finished run {run.info.run_id} for config {cfg.hash} (run hash {key})", file=sys.stderr)
         return RunResult(run.info.run_id, cfg.hash, key, "FINISHED", dict(run.data.metrics), reused=True)
     resume_id = runs[0].info.run_id if runs else None
+    earlier = dict(runs[0].data.metrics) if runs else {}  # a resumed run's cost so far
 
     device = device_for_training()
     train = split_tensors(inputs.splits["train"])
@@ -129,8 +146,12 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
     tags = {
         "run_hash": key,
         "config_hash": cfg.hash,
+        "precision_effective": record["precision_effective"],
         "preset": cfg.preset,
-        "device": str(device),
+        "repro.preset": cfg.preset,
+        "repro.seed": str(cfg.seed),
+        "mlflow.runName": run_name(cfg),
+        **device_tags(device),
         **git_state(),
         **_identity_tags(record),
         **(extra_tags or {}),
@@ -139,8 +160,7 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
         tags["mlflow.parentRunId"] = parent_run_id
     exp = experiment(TRAIN_EXPERIMENT)
     use_store()
-    run_name = f"{cfg.preset}-{cfg.mode if cfg.uses_clip else cfg.objective}-{key[:8]}"
-    with mlflow.start_run(run_id=resume_id, experiment_id=exp, run_name=None if resume_id else run_name) as run:
+    with mlflow.start_run(run_id=resume_id, experiment_id=exp, run_name=None if resume_id else tags["mlflow.runName"]) as run:
         mlflow.set_tags(tags)
         if resume_id is None:
             mlflow.log_params(cfg.flat())
@@ -155,9 +175,11 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
                 losses = train_epoch(cfg, state, train, clip, device, restyled=restyled)
                 state.epoch += 1
                 state.history.append(losses)
-                mlflow.log_metrics({f"train/{k}": v for k, v in losses.items()}, step=state.epoch)
+                # the cost so far with every epoch, so that a killed run's sessions add up when it resumes
+                mlflow.log_metrics({**{f"train/{k}": v for k, v in losses.items()}, **meter.metrics(earlier)}, step=state.epoch)
                 save_checkpoint(ckpt, state)
         except TrainingDiverged as err:
+            mlflow.log_metrics(meter.metrics(earlier), step=state.epoch)
             mlflow.set_tag("failure_reason", str(err))
             mlflow.end_run(status="FAILED")
             print(f"run {run.info.run_id} FAILED: {err}", file=sys.stderr)
@@ -172,4 +194,5 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
                 frame.to_parquet(Path(tmp) / f"{split_name}.parquet", index=False)
             mlflow.log_artifacts(tmp, artifact_path="per_sample")
         mlflow.log_artifact(str(ckpt), artifact_path="checkpoint")
+        mlflow.log_metrics(meter.metrics(earlier), step=state.epoch)
     return RunResult(run.info.run_id, cfg.hash, key, "FINISHED", metrics, reused=False)
