@@ -24,13 +24,13 @@ CROP_MARGIN = 1.5  # crop side = this * the longer side of the projected joints'
 
 def require_dir(path: Path, what: str, layout: str) -> Path:
     if not path.is_dir():
-        raise DataError(f"expected {path}: {what} ({layout})")
+        raise DataError(f"{path}: no such folder; expected {what} ({layout})")
     return path
 
 
 def require_file(path: Path, what: str, layout: str) -> Path:
     if not path.is_file():
-        raise DataError(f"expected {path}: {what} ({layout})")
+        raise DataError(f"{path}: no such file; expected {what} ({layout})")
     return path
 
 

@@ -56,9 +56,12 @@ class FreiHAND(RealHandDataset):
     def __init__(self, root: Path, split: str, n: int | None = None, size: int = DEFAULT_SIZE):
         require_dir(root, "the FreiHAND dataset root", LAYOUT)
         xyz_path, K_path = root / f"{split}_xyz.json", root / f"{split}_K.json"
-        missing = [str(p) for p in (xyz_path, K_path) if not p.is_file()]
+        missing = [p for p in (xyz_path, K_path) if not p.is_file()]
         if missing:  # refused before any image is read: every sample needs its 3D joints and K
-            raise DataError(f"FreiHAND {split} annotations missing: {', '.join(missing)}; add them from {ARCHIVES[split]} ({LAYOUT})")
+            raise DataError(
+                f"{missing[0]}: no such file; FreiHAND {split} annotations missing: {', '.join(map(str, missing))}; "
+                f"add them from {ARCHIVES[split]} ({LAYOUT})"
+            )
         self._xyz_mm = 1000.0 * _load_list(xyz_path, (21, 3), "a list of N entries of 21x3 metres")
         self._K = _load_list(K_path, (3, 3), "a list of N entries of 3x3 intrinsics")
         if len(self._xyz_mm) != len(self._K):
