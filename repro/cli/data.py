@@ -1,5 +1,7 @@
-"""`repro data build|show|info`: render the synthetic world to disk, look at it, inspect any dataset."""
+"""`repro data build|show|info|export`: render the synthetic world to disk, look at it, inspect any dataset, write a
+synthetic split in a real dataset's layout."""
 
+import sys
 from pathlib import Path
 
 from repro.cli.output import print_record
@@ -32,6 +34,18 @@ def register(sub) -> None:
     info.add_argument("--n", type=int, default=None, help="open only the first N samples")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=_info)
+
+    export = cmds.add_parser(
+        "export", help="write a synthetic split in a real dataset's on-disk layout (FreiHAND, RHD, STB), as its loader reads it"
+    )
+    export.add_argument("--domain", required=True, help="labelled synthetic domain, e.g. synth-frei")
+    export.add_argument("--format", dest="fmt", required=True, choices=("freihand", "rhd", "stb"), help="the real dataset's layout")
+    export.add_argument("--out", required=True, type=Path, help="the dataset root to write (e.g. DIR, then --data-root's DIR/freihand)")
+    export.add_argument("--n", type=int, default=None, help="number of synthetic samples (default: the whole split)")
+    export.add_argument(
+        "--split", default=None, help="synthetic split (default: the domain's first); written as the format's split of that role"
+    )
+    export.set_defaults(func=_export)
 
 
 def _build(args) -> int:
@@ -82,4 +96,13 @@ def _info(args) -> int:
         "caption": first.caption,
     }
     print_record(record, args.json)
+    return 0
+
+
+def _export(args) -> int:
+    from repro.data.export import export
+
+    split = export(args.domain, args.fmt, args.out, n=args.n, split=args.split)
+    print(f"{args.fmt} {split} split written under {args.out}", file=sys.stderr)
+    print(args.out)
     return 0
