@@ -1,6 +1,6 @@
 """Which style factor breaks a trained model (run by hand).
 
-    .venv/bin/python bench/style_factors.py RUN_ID [--n 384] [--target synth-stb]
+    .venv/bin/python bench/style_factors.py RUN_ID [--n 384] [--target synth-stb] [--per-backdrop]
 
 Evaluates a finished training run on source renders (the source's views, camera and style) in which
 one style field at a time is swapped for the target's: its hand colours, its lighting, its scenes and
@@ -35,19 +35,30 @@ def variants(source, target) -> dict:
     }
 
 
+def per_backdrop(source, target) -> dict:
+    """The target's backdrops one at a time, in its scenes, on the source's version 0 (its skin and light)."""
+    keep = {"name": source.name, "versions": 1, "scenes": target.scenes}
+    return {f"{word} {'/'.join(target.scenes)}": dataclasses.replace(source, backdrops=(word,), **keep) for word in target.backdrops}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_id")
     parser.add_argument("--n", type=int, default=384)
     parser.add_argument("--target", default="synth-stb")
+    parser.add_argument("--per-backdrop", action="store_true", help="one line per backdrop of the target instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg, model = load_run_model(args.run_id)
     device = next(model.parameters()).device
-    for name, spec in variants(DOMAINS[cfg.source], DOMAINS[args.target]).items():
+    pick = per_backdrop if args.per_backdrop else variants
+    for name, spec in pick(DOMAINS[cfg.source], DOMAINS[args.target]).items():
         out = render_range(spec, "val", 0, args.n, cfg.image_size)
         split = types.SimpleNamespace(images=out["image"], xyz=out["xyz"], visible=out["visible"])
-        print(f"{name:24s} EPE {evaluate_split(model, split, cfg.model.input_size, device)['epe_mm']:.1f} mm", flush=True)
+        print(
+            f"{name:24s} EPE {evaluate_split(model, split, cfg.model.input_size, device, cfg.precision, cfg.memory_format)['epe_mm']:.1f} mm",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ STUDIES_EXPERIMENT = "repro-studies"  # one parent run per study (repro.studies.
 CLIP_EXPERIMENT = "clip-pretrain"  # synthclip pre-training (repro.clip.pretrain)
 REPORTS_EXPERIMENT = "repro-reports"  # `repro report`'s files (repro.report.tables)
 FIGURES_EXPERIMENT = "repro-figures"  # Figs. 3-4 and the PCK curves (repro.report.figures)
+# MLflow 3's UI shows an experiment with this tag as model training (its runs table), not as a GenAI
+# app (traces); the UI of MLflow 3.17 follows its own switch instead (repro.report.servers.ui_url).
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 # what a training run logs per split, as "<split>/<name>": hand3d's visible-joint protocol, then all joints
 SPLIT_METRICS = ("epe_mm", "epe_median_mm", "auc_20_50", "epe_all_mm", "epe_median_all_mm", "auc_20_50_all")
 
@@ -46,14 +49,17 @@ def use_store() -> None:
 
 
 def experiment(name: str) -> str:
-    """The id of experiment `name` in the suite's store, created (artifacts beside a local store) if needed."""
+    """The id of experiment `name` in the suite's store, created (artifacts beside a local store) if
+    needed, and marked as a model-training experiment (EXPERIMENT_KIND)."""
     store = client()
     found = store.get_experiment_by_name(name)
     if found is not None:
+        if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # one created before the suite set it
+            store.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return found.experiment_id
     uri = tracking_uri()
     location = None if not uri.startswith("sqlite:///") else (mlruns_dir() / "artifacts" / name).as_uri()
-    return store.create_experiment(name, artifact_location=location)
+    return store.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
 
 
 def git_state() -> dict[str, str]:

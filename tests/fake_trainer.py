@@ -6,14 +6,22 @@ reused, an unfinished one is continued (same run id), so the studies' dedupe and
 through a real MLflow store. It imports no torch, so a worker starts in seconds.
 
 $REPRO_FAKE_LOG: a file that gets "start <hash> <pid>" and "end <hash> <pid>" per training (not
-per reuse). $REPRO_FAKE_SLEEP: seconds a training takes (default 0). Metrics are made up from the
-hash, so they are stable across runs.
+per reuse). $REPRO_FAKE_SLEEP: seconds a training takes (default 0); $REPRO_FAKE_SLOW
+("<hash>=<seconds>,..."): the configs that take longer. Metrics are made up from the
+hash, so they are stable across runs (or given by the caller), and like train_run it logs every
+split's per-sample errors (per_sample/<split>.parquet, whose hand3d EPE is the split's metric) and
+PCK curves (pck_curves.json).
 """
 
 import os
+import tempfile
 import time
+import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from mlflow.entities import Metric
 
 from repro import tracking
@@ -37,12 +45,45 @@ def _log(event: str, config_hash: str) -> None:
             f.write(f"{event} {config_hash} {os.getpid()}\n")
 
 
+def _seconds(config_hash: str) -> float:
+    slow = dict(item.split("=") for item in os.environ.get("REPRO_FAKE_SLOW", "").split(",") if item)
+    return float(slow.get(config_hash, os.environ.get("REPRO_FAKE_SLEEP", "0")))
+
+
 def fake_metrics(cfg) -> dict:
     base = 30 + int(cfg.hash[:4], 16) / 65536 * 20
     return {"val/epe_mm": base, **{f"{t}/epe_mm": base + 5 * (i + 1) for i, t in enumerate(cfg.targets)}}
 
 
-def train(cfg, parent_run_id=None, extra_tags=None):
+def fake_samples(epe: float, images: int, split: str, config_hash: str) -> pd.DataFrame:
+    """Per-image errors of 21 joints whose hand3d EPE is `epe`: the visibility is the split's (the
+    same images for every run; the first image shows every joint, the last none), the errors scatter
+    around `epe` by the config, shifted so that every joint's mean over its visible images is `epe`."""
+    visible = np.random.default_rng(zlib.crc32(split.encode())).random((images, 21)) < 0.8
+    visible[0], visible[-1] = True, False
+    noise = np.random.default_rng(int(config_hash[:8], 16)).normal(0.0, 3.0, (images, 21))
+    errors = epe + noise - (noise * visible).sum(0) / visible.sum(0)
+    return pd.DataFrame(
+        {"sample": range(images), **{f"err_mm_{k}": errors[:, k] for k in range(21)}, **{f"vis_{k}": visible[:, k] for k in range(21)}}
+    )
+
+
+def _log_samples(client, run_id: str, cfg, metrics: dict) -> None:
+    splits = {key.removesuffix("/epe_mm"): value for key, value in metrics.items() if key.endswith("/epe_mm")}
+    samples = {split: fake_samples(epe, cfg.n_val if split == "val" else cfg.n_test, split, cfg.hash) for split, epe in splits.items()}
+    thresholds = np.arange(51.0)
+    curves = {"threshold_mm": thresholds}
+    with tempfile.TemporaryDirectory() as tmp:
+        for split, frame in samples.items():
+            frame.to_parquet(Path(tmp) / f"{split}.parquet", index=False)
+            errors, visible = frame.filter(like="err_mm_").to_numpy(), frame.filter(like="vis_").to_numpy()
+            below = (errors[:, :, None] <= thresholds) & visible[:, :, None]
+            curves[f"pck/{split}"] = (below.sum(0) / visible.sum(0)[:, None]).mean(0)
+        client.log_artifacts(run_id, tmp, "per_sample")
+    client.log_table(run_id, pd.DataFrame(curves), "pck_curves.json")
+
+
+def train(cfg, parent_run_id=None, extra_tags=None, metrics=None):
     client = tracking.client()
     exp = experiment("repro-train")
     runs = client.search_runs([exp], filter_string=f"tags.config_hash = '{cfg.hash}'", order_by=["attributes.start_time DESC"])
@@ -57,8 +98,9 @@ def train(cfg, parent_run_id=None, extra_tags=None):
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
     client.update_run(run_id, status="RUNNING")
-    time.sleep(float(os.environ.get("REPRO_FAKE_SLEEP", "0")))
-    metrics = fake_metrics(cfg)
+    time.sleep(_seconds(cfg.hash))
+    metrics = metrics or fake_metrics(cfg)
+    _log_samples(client, run_id, cfg, metrics)
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
     client.set_terminated(run_id, "FINISHED")

@@ -4,6 +4,7 @@ Everything but the end-to-end test trains with tests/fake_trainer.py (same contr
 dedupe as train_run, no torch), so the study machinery is what these tests time.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -23,9 +24,9 @@ from repro.cli import main
 from repro.config import ConfigError
 from repro.data.errors import DataError
 from repro.presets import preset_config
-from repro.studies import locks
+from repro.studies import locks, runner
 from repro.studies.results import results_frame
-from repro.studies.runner import open_storage, run_study
+from repro.studies.runner import CELLS_ARTIFACT, ROWS_TAG, TABLES_TAG, open_storage, run_study
 from repro.studies.spec import SpecError, load_spec, load_table, spec_names
 from repro.studies.table import TablePlan, run_tables
 from repro.studies.tune import TunePlan, chosen, tune_frame
@@ -104,6 +105,12 @@ def test_specs_give_21_cell_configs_and_14_distinct(store):
         ),
         ('[[rows]]\nname = "A"\npaper = { LSP = 3.0 }\n', "rows[0] ('A').paper: columns ['LSP'] are not in [columns]"),
         ('seeds = 0\n[[rows]]\nname = "A"\n', ".seeds: expected an integer >= 1"),
+        (
+            'seeds = { tiny = 1 }\n[[rows]]\nname = "A"\n',
+            ".seeds: expected an integer >= 1 or a table of them by preset (default, tiny, small, paper)",
+        ),
+        ('seeds = { default = 3, huge = 2 }\n[[rows]]\nname = "A"\n', ".seeds: expected an integer >= 1 or a table of them by preset"),
+        ('seeds = { default = 3, tiny = 0 }\n[[rows]]\nname = "A"\n', ".seeds: expected an integer >= 1 or a table of them by preset"),
         ('[[rows]]\nname = "A"\n[[rows]]\nname = "A"\n', ".rows: row names must be unique"),
         ('[[rows]]\nname = "A"\nreproduced = false\nset = { mode = "ie" }\n', "a paper-only row (reproduced = false) has no set"),
         ('[[rows]]\nname = "A"\nset = { epochs = 2.5 }\n', "rows[0] ('A').set: config field 'epochs'"),
@@ -117,6 +124,15 @@ def test_spec_errors_name_the_file_and_the_field(tmp_path, text, message):
         load_spec(path)
     assert str(path) in str(err.value) and message in str(err.value)
     assert isinstance(err.value, ConfigError)  # the CLI prints it as an error, no traceback
+
+
+def test_seeds_per_preset():
+    """Three seeds per cell on small and paper, one on tiny (tests, smoke runs); --seeds wins."""
+    for name in spec_names():
+        assert [TablePlan(load_table(name), preset_config(p)).seeds for p in ("tiny", "small", "paper")] == [1, 3, 3]
+    assert TablePlan(load_table("table4a"), preset_config("small"), seeds=5).seeds == 5
+    assert list(TablePlan(load_table("table4a"), preset_config("small")).seed_values()) == [0, 1, 2]
+    assert "claims" not in spec_names()  # studies/claims.toml is not a table
 
 
 TINY_STUDY = {"epochs": 1, "n_train": 32, "n_val": 16, "n_test": 16, "batch_size": 8}
@@ -148,6 +164,8 @@ def _run_tiny_study(name: str, tmp_path, capsys, request) -> tuple[str, TablePla
 def test_repro_table4a_tiny_end_to_end(store, tmp_path, capsys, request):
     out, plan = _run_tiny_study("table4a", tmp_path, capsys, request)
     assert "Table 4(a)" in out and "IE+TE r=0.4" in out and "47.25" in out and "synthetic hand world" in out
+    # One seed: the differences from the Baseline print, and every claim of Table 4(a), none with a verdict.
+    assert "Δ vs Baseline [95% CI]" in out and "Claims:" in out and out.count("seeds 1 vs 1: inconclusive") == 7
     study = _study(plan)
     baseline = tracking.client().get_run(
         next(t for t in study.get_trials() if t.user_attrs["row"] == "Baseline").user_attrs["run_ids"]["STB"]
@@ -226,6 +244,72 @@ def test_dedupe_across_tables_and_repro_all_trains_16(store):
     studies_exp = experiment(EXPERIMENT)
     parents = tracking.client().search_runs([studies_exp])
     assert sorted(r.data.tags["study"].rsplit("-", 1)[0] for r in parents) == sorted(f"{n}-tiny" for n in spec_names())
+
+
+def test_tables_run_together_train_each_config_once_and_report_after_the_tables_they_read(store):
+    trainer = CountingTrainer()
+    reported = []
+
+    def on_done(plan, session, settled):
+        assert not runner.missing_cells(session)
+        reported.append((plan.spec.name, sorted(s.plan.spec.name for s in settled)))
+
+    results = run_tables(["table3", "table4a", "table4b"], preset_config("tiny"), trainer=trainer, on_done=on_done)
+    # Ours (r 0.6 and 0.9), Table 4(a)'s other four rows, Table 4(b)'s three of its own: each trained once.
+    assert len(trainer.trained) == 9 and set(trainer.trained.values()) == {1}
+    for plan, session in results:
+        assert not runner.missing_cells(session)
+        assert tracking.client().get_run(session.parent_run_id).info.status == "FINISHED"
+    # Table 3 settled first (its cell is claimed first) but reads Table 4(a)'s and 4(b)'s Baseline:
+    # it reports once they have settled, with their studies to read.
+    assert reported == [
+        ("table4a", ["table3", "table4a"]),
+        ("table3", ["table3", "table4a", "table4b"]),
+        ("table4b", ["table3", "table4a", "table4b"]),
+    ]
+
+
+def test_runs_are_named_by_their_cell_and_list_the_tables_and_rows_they_serve(store, tmp_path):
+    base = preset_config("tiny")
+    run_tables(["table4a"], base, trainer=fake_trainer.train)
+    [(plan_b, session_b)] = run_tables(["table4b"], base, trainer=fake_trainer.train)
+    mlflow_client = tracking.client()
+    runs = {r.info.run_name: r for r in mlflow_client.search_runs([experiment(TRAIN_EXPERIMENT)])}
+    assert sorted(runs) == sorted(
+        [
+            *("Baseline seed 0", "IE concat seed 0"),
+            *(f"IE+TE r={r} concat seed 0" for r in (0.9, 0.8, 0.6, 0.4)),  # table4a's; the r 0.6 run is table4b's IE+TE concat too
+            *("TE concat seed 0", "TE sum seed 0", "IE+TE sum seed 0"),
+        ]
+    )
+    tags = {name: run.data.tags for name, run in runs.items()}
+    assert tags["Baseline seed 0"][TABLES_TAG] == "table4a,table4b"  # reused by table4b, whose study added itself
+    assert tags["Baseline seed 0"][ROWS_TAG] == "table4a:Baseline,table4b:Baseline"
+    assert tags["IE+TE r=0.6 concat seed 0"][ROWS_TAG] == "table4a:IE+TE r=0.6,table4b:IE+TE concat"
+    assert tags["TE sum seed 0"][TABLES_TAG] == "table4b" and tags["IE+TE r=0.9 concat seed 0"][ROWS_TAG] == "table4a:IE+TE r=0.9"
+
+    # From the study's parent run to its cells' runs, and from each run back to the study.
+    cells = json.loads(Path(mlflow_client.download_artifacts(session_b.parent_run_id, CELLS_ARTIFACT, str(tmp_path))).read_text())
+    assert cells["study"] == plan_b.study_name
+    assert [(c["row"], c["seed"], c["state"]) for c in cells["cells"]] == [(r.name, 0, "COMPLETE") for r in plan_b.spec.rows]
+    for cell in cells["cells"]:
+        [run] = [mlflow_client.get_run(r["run_id"]) for r in cell["runs"]]
+        assert f"table4b:{cell['row']}" in run.data.tags[ROWS_TAG].split(",")
+        own = run.data.tags["mlflow.parentRunId"] == session_b.parent_run_id
+        assert own != any(k.startswith(f"reused_by/{plan_b.study_name}/") for k in run.data.tags)  # a reused run keeps its parent
+    for name in (TRAIN_EXPERIMENT, EXPERIMENT):
+        assert mlflow_client.get_experiment_by_name(name).tags["mlflow.experimentKind"] == "custom_model_development"
+
+    # A per-column row names the knobs of each column's run; a tune point its fold.
+    t3 = TablePlan(load_table("table3"), base)
+    [ours] = t3.cells()
+    assert {t3.run_name(ours, cfg) for cfg in t3.configs(t3.spec.row("Ours"), 0).values()} == {
+        "Ours ratio=0.6 concat seed 0",
+        "Ours ratio=0.9 concat seed 0",
+    }
+    tune = TunePlan(base, folds=3, params=("ratio",))
+    point = tune.cells()[0]
+    assert tune.run_name(point, tune.fold_configs(point.attrs)[1]) == "tune ratio=0.4 fold 2/3"
 
 
 def test_a_failed_cell_is_retried(store, capsys):
@@ -321,6 +405,73 @@ def test_resume_after_kill_9_finishes_the_missing_cells_only(store, tmp_path, sh
     train_exp = experiment(TRAIN_EXPERIMENT)  # before tracking.client(): it points MLflow at this test's store
     runs = tracking.client().search_runs([train_exp], f"tags.config_hash = '{killed}'")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"  # the interrupted run was continued, not duplicated
+
+
+POOLED = ["table4a", "table4b"]  # 9 distinct trainings: 4(b)'s Baseline and IE+TE concat are 4(a)'s
+
+
+def _pooled_plans() -> list[TablePlan]:
+    return [TablePlan.from_args(name, preset_config("tiny")) for name in POOLED]
+
+
+@pytest.mark.slow
+def test_two_workers_run_two_tables_as_one_pool(store, tmp_path, shared_cache):
+    """`repro table4a table4b --workers 2`: every cell of both, each distinct training once, and a
+    worker starts on Table 4(b) while Table 4(a)'s last cell (made slow) is still in flight."""
+    log = tmp_path / "trained.log"
+    a_plan = _pooled_plans()[0]
+    last = a_plan.configs(a_plan.spec.row("IE+TE r=0.4"), 0)["STB"].hash
+    env = {**_fake_env(store, shared_cache, log, sleep=0.5), "REPRO_FAKE_SLOW": f"{last}=5"}
+    cmd = [sys.executable, "-m", "repro", *POOLED, "--preset", "tiny", "--workers", "2"]
+    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Table 4(a)" in done.stdout and "Table 4(b)" in done.stdout
+    events = [line.split() for line in log.read_text().splitlines()]
+    ends = Counter(h for e, h, _ in events if e == "end")
+    assert len(ends) == 9 and set(ends.values()) == {1}  # the shared trainings ran once
+    assert len({pid for _, _, pid in events}) == 2  # both workers trained
+
+    a, b = (_study(plan).get_trials() for plan in _pooled_plans())
+    for plan, trials in zip(_pooled_plans(), (a, b)):
+        assert sorted(t.user_attrs["cell"] for t in trials if t.state == TrialState.COMPLETE) == sorted(c.key for c in plan.cells())
+    # No barrier: the other worker went on to Table 4(b) while Table 4(a)'s last cell trained.
+    [slow] = [t for t in a if t.user_attrs["config_hashes"]["STB"] == last]
+    assert sum(t.datetime_start < slow.datetime_complete for t in b) >= 2
+
+
+@pytest.mark.slow
+def test_a_killed_pool_resumes_the_missing_cells_only(store, tmp_path, shared_cache):
+    """SIGKILL `repro table4a table4b` while Table 4(a)'s fourth training runs; started again as two
+    workers, the pool retries the killed cell and trains every other missing one once."""
+    log = tmp_path / "trained.log"
+    env = _fake_env(store, shared_cache, log, sleep=1.0)
+    cmd = [sys.executable, "-m", "repro", *POOLED, "--preset", "tiny"]
+    with open(tmp_path / "first.err", "w") as err:
+        first = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 120
+    while True:
+        events = _events(log)
+        if sum(e == "end" for e, _ in events) >= 3 and events[-1][0] == "start":
+            break
+        assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.err").read_text()[-3000:]
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed = events[-1][1]
+
+    done = subprocess.run(cmd + ["--workers", "2"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "its worker is gone; retrying the cell" in done.stderr
+    events = _events(log)
+    starts, ends = Counter(h for e, h in events if e == "start"), Counter(h for e, h in events if e == "end")
+    assert len(ends) == 9 and set(ends.values()) == {1}
+    assert starts[killed] == 2 and all(n == 1 for h, n in starts.items() if h != killed)
+    for plan in _pooled_plans():
+        trials = _study(plan).get_trials()
+        assert sorted(t.user_attrs["cell"] for t in trials if t.state == TrialState.COMPLETE) == sorted(c.key for c in plan.cells())
+    studies_exp = experiment(EXPERIMENT)  # before tracking.client(): it points MLflow at this test's store
+    runs = tracking.client().search_runs([studies_exp])
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}  # both parents closed
 
 
 def test_liveness_of_a_trials_worker():

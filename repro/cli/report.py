@@ -13,6 +13,7 @@ from repro.tracking import TRAIN_EXPERIMENT
 
 OUT_DEFAULT = Path("reports/figures")
 REPORT_OUT = Path("reports")
+UI_PORT = 5000  # `repro ui`'s: the report's run ids link there by default
 
 
 def _clip_and_data(parser, ratio: float) -> None:
@@ -38,6 +39,11 @@ def register(sub) -> None:
     config_args(report)  # the config flags of `repro table*`: the same ones find the same studies
     report.add_argument("--storage", help="Optuna storage URL the studies ran on (default: the journal files under mlruns/optuna/)")
     report.add_argument("--out", type=Path, default=REPORT_OUT, help=f"output folder (default {REPORT_OUT}; the index links its figures/)")
+    report.add_argument(
+        "--ui",
+        help="MLflow UI address the report's run ids link to (default: $REPRO_TRACKING_URI when it is an http(s) server, "
+        f"else `repro ui`'s http://127.0.0.1:{UI_PORT})",
+    )
     report.set_defaults(func=_report)
 
     fig3 = sub.add_parser(
@@ -67,7 +73,7 @@ def register(sub) -> None:
     curves.set_defaults(func=_curves)
 
     ui = sub.add_parser("ui", help="the MLflow UI on the suite's tracking store, on 127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--port", type=int, default=UI_PORT)
     ui.set_defaults(func=_ui)
 
     dashboard = sub.add_parser("dashboard", help="optuna-dashboard on a study's storage, on 127.0.0.1")
@@ -100,13 +106,22 @@ def _finish(name: str, options: dict, numbers: dict, files: list) -> int:
     return 0
 
 
+def _ui_address(given: str | None) -> str:
+    """Where the MLflow UI of the suite's store answers: --ui, the tracking server, or `repro ui`'s address."""
+    from repro.report.servers import HOST
+    from repro.tracking import tracking_uri
+
+    uri = given or tracking_uri()
+    return uri.rstrip("/") if given or uri.startswith(("http://", "https://")) else f"http://{HOST}:{UI_PORT}"
+
+
 def _report(args) -> int:
     from repro.report.tables import NoStudies, run_report
     from repro.tracking import REPORTS_EXPERIMENT, log_files_run
 
     base = config_from_args(args)
     try:
-        files, absent = run_report(base, args.out, targets_from_args(args), args.storage)
+        files, absent = run_report(base, args.out, targets_from_args(args), args.storage, ui=_ui_address(args.ui))
     except NoStudies as err:
         print(f"repro: error: {err}; studies there: {', '.join(_existing_studies(args.storage)) or 'none'}", file=sys.stderr)
         return 1

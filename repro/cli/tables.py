@@ -1,7 +1,11 @@
 """`repro table3` ... `repro table6` (one command per spec in studies/), `repro all`, `repro tune`.
 
 Each table is an Optuna study of its rows x seeds (repro.studies); a finished config is reused
-across tables, a killed study resumes where it stopped. Exit status 0 when every cell finished.
+across tables, a killed study resumes where it stopped. Tables run together (`repro all`,
+`repro table4a table4b`) are one pool of trainings over the workers (spread over --devices), and
+each prints as soon as its cells and those of the tables it reads are done: beside the paper's
+numbers, with every row's difference from the Baseline and its interval, what its seeds can
+resolve, and the paper's claims on it (repro.report.claims). Exit status 0 when every cell finished.
 """
 
 from repro.cli.train import config_args, config_from_args
@@ -9,12 +13,22 @@ from repro.cli.train import config_args, config_from_args
 
 def _study_args(parser) -> None:
     config_args(parser)
-    parser.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    parser.add_argument("--workers", type=int, help="worker processes on this machine (default: one per device on GPUs, else 1)")
+    parser.add_argument(
+        "--devices",
+        help="comma-separated devices the workers are spread over, round-robin (e.g. cuda:0,cuda:1; "
+        "default: every visible GPU, else cpu); each worker process sees only its own GPU",
+    )
     parser.add_argument(
         "--storage",
         help="Optuna storage URL shared by workers on several machines (e.g. postgresql://user@host/db; "
         "with REPRO_TRACKING_URI=http://mlflow-server); default: a journal file under mlruns/optuna/",
     )
+
+
+def devices_from_args(args) -> list[str] | None:
+    """--devices as a list (None: the default, runner.check_devices)."""
+    return None if args.devices is None else [d.strip() for d in args.devices.split(",") if d.strip()]
 
 
 def targets_from_args(args) -> list[str] | None:
@@ -30,11 +44,14 @@ def register(sub) -> None:
         table = sub.add_parser(name, help=f"{load_table(name).title}, as a study (studies/{name}.toml)")
         _study_args(table)
         table.add_argument("--seeds", type=int, help="seeds per cell (default: the spec's)")
+        table.add_argument(
+            "more", nargs="*", metavar="TABLE", help=f"more tables run with it as one pool of trainings (of {', '.join(names)})"
+        )
         table.set_defaults(func=_tables, tables=[name])
     every = sub.add_parser("all", help=f"every study in order ({', '.join(names)}); each distinct config trains once per seed")
     _study_args(every)
     every.add_argument("--seeds", type=int, help="seeds per cell (default: each spec's)")
-    every.set_defaults(func=_tables, tables=names)
+    every.set_defaults(func=_tables, tables=names, more=[])
 
     tune = sub.add_parser("tune", help="choose r, lambda1, lambda2 and lambda3 by k-fold cross-validation on the source (never a target)")
     _study_args(tune)
@@ -51,18 +68,35 @@ def register(sub) -> None:
 
 
 def _tables(args) -> int:
+    from repro.report.claims import DELTA_HEADER, Scores, load_claims, runs_by_config, statistics_text, table_statistics, with_deltas
     from repro.studies.results import format_results, log_results, results_frame
     from repro.studies.runner import missing_cells
     from repro.studies.table import run_tables
 
-    complete = True
-    for plan, session in run_tables(args.tables, config_from_args(args), args.seeds, targets_from_args(args), args.workers, args.storage):
+    base = config_from_args(args)  # the config and the claims are checked before the store is opened
+    claims = load_claims()
+    scores = Scores()
+
+    def report(plan, session, settled) -> None:
+        index = runs_by_config([s.study for s in settled])  # Tables 3, 5, 6 read Table 4(a)'s Baseline
         frame = results_frame(plan, session.study)
-        text = format_results(plan, frame)
+        stats = table_statistics(plan, frame, index, claims, scores)
+        frame = with_deltas(frame, stats)
+        text = format_results(plan, frame, (DELTA_HEADER,)) + "\n" + statistics_text(stats)
         log_results(session, frame, text)
-        print(text + "\n")
-        complete = complete and not missing_cells(session)
-    return 0 if complete else 1
+        print(text + "\n", flush=True)  # while the other tables train
+
+    results = run_tables(
+        args.tables + args.more,
+        base,
+        args.seeds,
+        targets_from_args(args),
+        args.workers,
+        args.storage,
+        devices=devices_from_args(args),
+        on_done=report,
+    )
+    return 0 if all(not missing_cells(session) for _, session in results) else 1
 
 
 def _tune(args) -> int:
@@ -71,6 +105,6 @@ def _tune(args) -> int:
 
     params = tuple(p.strip() for p in args.params.split(",") if p.strip())
     plan = TunePlan(config_from_args(args), args.folds, params, args.trials)
-    session = run_study(plan, args.workers, args.storage)
+    session = run_study(plan, args.workers, args.storage, devices=devices_from_args(args))
     print(format_tune(plan, tune_frame(plan, session.study)))
     return 0 if not missing_cells(session) else 1

@@ -4,9 +4,11 @@ Runs: the given ids, or every FINISHED run of the experiment, optionally only th
 (tag `preset`) and/or one study (tag `study`, or a tag `reused_by/<study>/...` on a run a study
 reused from elsewhere). PCK curves come from each run's logged table pck_curves.json (columns
 threshold_mm, pck/<split>), the per-epoch losses from the metrics train/loss|heat|pose|con.
-The notebook notebooks/compare_runs.ipynb uses these functions too.
+The notebook notebooks/compare_runs.ipynb uses these functions too. `repro report` draws a table's
+PCK curves per row (table_pck, plot_table_pck): the mean over the row's seeds with a band.
 """
 
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -14,7 +16,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from repro.config import ConfigError
-from repro.report.figures import new_figure, save_png
+from repro.report.figures import new_figure, quiet_downloads, save_png
 from repro.tracking import TRAIN_EXPERIMENT, client, experiment, use_store
 
 PCK_TABLE = "pck_curves.json"
@@ -113,3 +115,39 @@ def run_curves(*, experiment_name: str, run_ids: list[str] | None, preset: str |
         out / "curves_runs.csv",
     ]
     return {"runs": len(runs), "run_ids": runs["run_id"].tolist()}, files
+
+
+def table_pck(cells: dict[tuple[str, str], list[str]], targets: dict[str, str]) -> pd.DataFrame:
+    """Long table: row, column, run_id, threshold_mm, pck of every run of each (row, column) cell on
+    the column's target, from the runs' pck_curves.json; empty when no run logged one."""
+    store, parts = client(), []
+    for (row, col), run_ids in cells.items():
+        for run_id in run_ids:
+            if PCK_TABLE not in {a.path for a in store.list_artifacts(run_id)}:
+                continue
+            with tempfile.TemporaryDirectory() as tmp, quiet_downloads():
+                table = pd.read_json(store.download_artifacts(run_id, PCK_TABLE, tmp), orient="split")  # as log_table wrote it
+            if f"pck/{targets[col]}" in table:
+                curve = table[["threshold_mm", f"pck/{targets[col]}"]].set_axis(["threshold_mm", "pck"], axis=1)
+                parts.append(curve.assign(row=row, column=col, run_id=run_id))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["row", "column", "run_id", "threshold_mm", "pck"])
+
+
+def plot_table_pck(pck: pd.DataFrame, title: str):
+    """One panel per column, one line per row: 3D PCK against the threshold, the mean over the row's
+    seeds, with a band of one standard deviation (ddof=1) between seeds where there are two or more."""
+    columns = list(dict.fromkeys(pck["column"]))
+    fig = new_figure(4.6 * len(columns), 4.0)
+    fig.suptitle(title, fontsize=9)
+    for ax, col in zip(fig.subplots(1, len(columns), squeeze=False)[0], columns):
+        for row, cell in pck[pck["column"] == col].groupby("row", sort=False):
+            curves = cell.pivot(index="threshold_mm", columns="run_id", values="pck")
+            mean = curves.mean(axis=1)
+            (line,) = ax.plot(curves.index, mean, label=f"{row} (n={curves.shape[1]})")
+            if curves.shape[1] > 1:
+                spread = curves.std(axis=1, ddof=1)
+                ax.fill_between(curves.index, mean - spread, mean + spread, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set(title=col, xlabel="threshold (mm)", ylabel="3D PCK", ylim=(0, 1))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    return fig

@@ -7,6 +7,8 @@ own inline backend. Every figure command logs what it wrote as one run of the ex
 among them names the CLIP weights' and the data's digests), plus the git state as tags.
 """
 
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -44,3 +46,17 @@ def log_figure_run(name: str, params: dict, numbers: dict, files: list[Path]) ->
     top-level strings (CLIP identity, weights digest, ...) become tags, their numbers metrics."""
     tags = {"figure": name, **{k: v for k, v in numbers.items() if isinstance(v, str)}}
     return log_files_run(FIGURES_EXPERIMENT, name, files, tags, params, flat_metrics(numbers))
+
+
+@contextmanager
+def quiet_downloads():
+    """No MLflow progress bar per artifact read: a report reads hundreds of small ones."""
+    key, before = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[key]
+        else:
+            os.environ[key] = before

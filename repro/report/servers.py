@@ -9,7 +9,7 @@ from pathlib import Path
 
 from repro.config import ConfigError
 from repro.studies.runner import journal_dir, journal_path, open_storage
-from repro.tracking import mlruns_dir, tracking_uri
+from repro.tracking import TRAIN_EXPERIMENT, experiment, mlruns_dir, tracking_uri
 
 HOST = "127.0.0.1"
 
@@ -40,6 +40,15 @@ def mlflow_server_command(port: int) -> list[str]:
     ]
 
 
+def ui_url(port: int) -> str:
+    """The UI's page of the training runs (the store and experiment created if new). MLflow 3's UI
+    shows an experiment as a GenAI app (traces) unless told it is model training: by the experiment's
+    tag mlflow.experimentKind (repro.tracking sets it), which the UI of MLflow 3.17 ignores: it
+    follows its "GenAI / Model training" switch instead, kept per browser (GenAI until changed) and
+    set by the URL's workflowType."""
+    return f"http://{HOST}:{port}/#/experiments/{experiment(TRAIN_EXPERIMENT)}?workflowType=machine_learning"
+
+
 def run_mlflow_ui(port: int) -> None:
     """Replace this process with the MLflow server, so Ctrl-C and kill reach it directly.
 
@@ -47,7 +56,7 @@ def run_mlflow_ui(port: int) -> None:
     unless $MLFLOW_SERVER_ENABLE_JOB_EXECUTION says otherwise: it is more processes competing for a
     small machine's cores while the UI starts."""
     command = mlflow_server_command(port)
-    print(f"MLflow UI on http://{HOST}:{port} (store {tracking_uri()})", flush=True)
+    print(f"MLflow UI on {ui_url(port)} (store {tracking_uri()})", flush=True)
     os.execve(command[0], command, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ})
 
 

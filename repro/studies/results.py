@@ -73,8 +73,9 @@ def mean_pose_floor(plan, frame: pd.DataFrame) -> dict[str, float]:
     return floor
 
 
-def format_results(plan, frame: pd.DataFrame) -> str:
-    shown = frame[["target", "mean", "std", "n", "paper", "diff", "status"]]
+def format_results(plan, frame: pd.DataFrame, extra: tuple[str, ...] = ()) -> str:
+    """The frame as printed by `repro table*`, with the `extra` columns after the status."""
+    shown = frame[["target", "mean", "std", "n", "paper", "diff", "status", *extra]]
     table = shown.to_string(float_format=lambda v: f"{v:.2f}", na_rep="-")
     notes = [f"  {name}: {note}" for name, note in frame["note"].groupby(level="row", sort=False).first().items() if note]
     header = f"{plan.spec.title}  [study {plan.study_name}, {plan.spec.metric}, {plan.seeds} seed(s), preset {plan.base.preset}]"

@@ -1,4 +1,4 @@
-"""Run a study: a fixed grid of cells, each trained once, by any number of worker processes.
+"""Run studies: fixed grids of cells, each trained once, by any number of worker processes.
 
 A *plan* (table.TablePlan for a paper table, tune.TunePlan for `repro tune`) names the study and
 its cells and knows how to run one cell through a `train(cfg) -> RunResult` function. This module
@@ -13,6 +13,14 @@ does the rest, the same way for every plan:
   `attempts` failures in this invocation), enqueues the first and pops it with `study.ask()`.
   The cell lives in the trial's user attrs ("cell" plus the plan's attrs); trials have no Optuna
   params, so a study can grow (more seeds) without distribution clashes.
+- Pool: studies run together (`repro all`, run_studies) are prepared first, then every worker
+  claims the first pending cell of the first study that has one: a worker moves on to the next
+  study while the others finish the last cells of the one before, with no barrier between them.
+  A study settles (its parent run closes, `on_settled` hears of it) once none of its cells is
+  pending or running.
+- Devices: the workers are spread over `devices` round-robin; each worker process sees only its
+  own GPU (CUDA_VISIBLE_DEVICES), where train_run's device_for_training() finds it as cuda:0,
+  or none for cpu; DEVICE_ENV names its device as the parent numbers it, recorded on its trials.
 - Liveness: the claiming worker records its host, pid and process start time on the trial and
   refreshes a "heartbeat" attr from a thread (locks.is_alive decides).
 - Training: each config is trained under a lock on its config hash, through `train_run` (or the
@@ -20,9 +28,12 @@ does the rest, the same way for every plan:
   training again (across tables and studies) and resumes an unfinished one from its checkpoint:
   so a retried cell continues where the killed one stopped.
 - Tracking: one parent MLflow run per study (experiment "repro-studies", found again by its tag
-  `study`), every training run nested under it with tags `study`, `study_trial`, `study_cell`; a
-  run reused from elsewhere keeps its parent and gets a tag reused_by/<study>/<trial>. The trial
-  records the run ids and config hashes (user attr "runs") and the parent run id is a study attr.
+  `study`), every training run nested under it with tags `study`, `study_trial`, `study_cell`,
+  named by the plan (`run_name`); a run reused from elsewhere keeps its parent and name and gets a
+  tag reused_by/<study>/<trial>. A table's runs list every table and row they serve (TABLES_TAG,
+  ROWS_TAG: "table4a,table4b", "table4a:Baseline,table4b:Baseline"), so the UI groups a table.
+  The trial records the run ids and config hashes (user attr "runs"), the parent run id is a study
+  attr, and the parent run holds CELLS_ARTIFACT: per cell its row, seed and run ids.
 """
 
 import hashlib
@@ -52,6 +63,9 @@ from repro.tracking import STUDIES_EXPERIMENT, TRAIN_EXPERIMENT, client, experim
 
 POLL_S = 2.0  # how often a worker with nothing left to claim looks at the others' cells
 ATTEMPTS = 2  # tries per cell and invocation: one retry of a failed cell, then it is reported as failed
+DEVICE_ENV = "REPRO_DEVICE"  # a worker's device as its parent numbers it ("cuda:1"); inside, that GPU is cuda:0
+TABLES_TAG, ROWS_TAG = "repro.tables", "repro.rows"  # on a training run: the tables and "<table>:<row>"s it serves
+CELLS_ARTIFACT = "cells.json"  # on a study's parent run: its cells with their training runs
 
 
 @dataclass(frozen=True)
@@ -69,8 +83,11 @@ class Plan(Protocol):
     def run_cell(self, cell: Cell, train: Callable) -> tuple[float, dict]:
         """Train the cell's configs through `train(cfg)`; return the trial's value and user attrs."""
 
+    def run_name(self, cell: Cell, cfg: RunConfig) -> str:
+        """The name of the cell's training of `cfg` in the MLflow UI."""
+
     def describe(self) -> dict:
-        """Parameters of the study for its parent MLflow run."""
+        """Parameters of the study for its parent MLflow run ("table": the table's name, for a table's plan)."""
 
     def to_json(self) -> dict:
         """Arguments of `from_json` that re-create the plan in a worker process."""
@@ -121,6 +138,51 @@ def default_trainer() -> Callable:
     from repro.train.run import train_run
 
     return train_run
+
+
+def visible_devices() -> list[str]:
+    """The devices this machine can give a worker: every GPU torch sees (in its numbering), then cpu."""
+    import torch
+
+    gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return [*gpus, "cpu"]
+
+
+def check_devices(devices: list[str] | None) -> list[str]:
+    """`devices` (--devices) checked against visible_devices(); None: every visible GPU, else cpu."""
+    visible = visible_devices()
+    if devices is None:
+        return visible[:-1] or ["cpu"]
+    if not devices:
+        raise ConfigError(f"--devices: no device given; expected some of {', '.join(visible)}, comma-separated")
+    for device in devices:
+        if device not in visible:
+            raise ConfigError(f"--devices: {device!r} is not a visible device (visible: {', '.join(visible)})")
+    if len(set(devices)) != len(devices):
+        raise ConfigError(f"--devices: {','.join(devices)} names a device twice; --workers N runs several workers per device")
+    return list(devices)
+
+
+def assign_devices(devices: list[str], workers: int) -> list[str]:
+    """Worker i's device: round-robin over `devices`, so more workers than devices share them."""
+    return [devices[i % len(devices)] for i in range(workers)]
+
+
+def worker_env(device: str, threads: str, env: dict) -> dict:
+    """A worker process's environment: `threads` OMP threads, and only its own GPU visible (none for cpu)."""
+    if device == "cpu":
+        visible = ""
+    else:
+        index = int(device.removeprefix("cuda:"))
+        # torch's cuda:N is the N-th entry of the parent's own CUDA_VISIBLE_DEVICES, when it has one.
+        parent = env.get("CUDA_VISIBLE_DEVICES")
+        visible = parent.split(",")[index].strip() if parent else str(index)
+    return {**env, "OMP_NUM_THREADS": threads, "CUDA_VISIBLE_DEVICES": visible, DEVICE_ENV: device}
+
+
+def worker_device() -> str:
+    """This worker's device: the one its parent assigned, else what device_for_training() picks here."""
+    return os.environ.get(DEVICE_ENV) or visible_devices()[0]
 
 
 def journal_dir() -> Path:
@@ -249,7 +311,8 @@ def claim(session: Session, attempts: int = ATTEMPTS) -> tuple[optuna.Trial, Cel
             trial = study.ask()
             key = trial.user_attrs.get("cell")
             if key in {c.key for c in pending}:
-                for name, value in {"worker": worker_identity(), "heartbeat": now, "invocation": session.invocation}.items():
+                record = {"worker": worker_identity(), "heartbeat": now, "invocation": session.invocation, "device": worker_device()}
+                for name, value in record.items():
                     trial.set_user_attr(name, value)
                 return trial, cells[key]
             _fail(session, trial._trial_id, "superseded", f"cell {key!r} was done or taken when this trial was popped")
@@ -278,14 +341,29 @@ class _Heartbeat:
         self._thread.join()
 
 
+def _add_served(run_id: str, table: str, row: str) -> None:
+    """Add the table and its row to the run's TABLES_TAG and ROWS_TAG (callers hold its config lock)."""
+    store = client()
+    tags = store.get_run(run_id).data.tags
+    for key, value in ((TABLES_TAG, table), (ROWS_TAG, f"{table}:{row}")):
+        listed = [x for x in tags.get(key, "").split(",") if x]
+        if value not in listed:
+            store.set_tag(run_id, key, ",".join(listed + [value]))
+
+
 def _train_for(session: Session, trainer: Callable, trial: optuna.Trial, cell: Cell) -> Callable:
-    """The `train(cfg)` a plan calls: one config at a time under its hash lock, tagged, recorded."""
+    """The `train(cfg)` a plan calls: one config at a time under its hash lock, named, tagged, recorded."""
     name = session.study.study_name
+    table, row = session.plan.describe().get("table"), cell.attrs.get("row")  # None for a tune point: it serves no table
 
     def train(cfg):
-        tags = {"study": name, "study_trial": str(trial.number), "study_cell": cell.key}
+        tags = {"study": name, "study_trial": str(trial.number), "study_cell": cell.key, "mlflow.runName": session.plan.run_name(cell, cfg)}
+        if table and row:
+            tags.update({TABLES_TAG: table, ROWS_TAG: f"{table}:{row}"})
         with session.locks.hold(f"config:{cfg.hash}"):
             result = trainer(cfg, parent_run_id=session.parent_run_id, extra_tags=tags)
+            if table and row and result.status == "FINISHED":  # a reused run keeps the tables it already served
+                _add_served(result.run_id, table, row)
         if result.reused:
             client().set_tag(result.run_id, f"reused_by/{name}/{trial.number}", cell.key)
         runs = trial.user_attrs.get("runs", [])
@@ -312,7 +390,7 @@ def _train_for(session: Session, trainer: Callable, trial: optuna.Trial, cell: C
 def run_claimed(session: Session, trial: optuna.Trial, cell: Cell, trainer: Callable) -> None:
     """Run a claimed cell: COMPLETE with the plan's value and attrs, or FAIL with the reason."""
     name = session.study.study_name
-    print(f"[{name}] trial {trial.number}: {cell.key}", file=sys.stderr)
+    print(f"[{name}] trial {trial.number} on {worker_device()}: {cell.key}", file=sys.stderr)
     try:
         with _Heartbeat(session.storage, trial._trial_id):
             value, attrs = session.plan.run_cell(cell, _train_for(session, trainer, trial, cell))
@@ -333,18 +411,29 @@ def run_claimed(session: Session, trial: optuna.Trial, cell: Cell, trainer: Call
         print(f"[{name}] trial {trial.number} was taken over before it finished", file=sys.stderr)
 
 
-def work(session: Session, trainer: Callable | None = None, attempts: int = ATTEMPTS) -> None:
-    """Claim and run cells until none is pending and no other worker runs one: waiting for the
-    others means every worker ends with the whole table, and takes over a cell whose worker dies."""
+def _settled(session: Session, attempts: int) -> bool:
+    """No cell of the study is left to claim in this invocation, and none runs: its outcome is final."""
+    trials = session.study.get_trials(deepcopy=False)
+    return not _pending(session, trials, attempts) and not any(t.state == TrialState.RUNNING for t in trials)
+
+
+def work(sessions: list[Session], trainer: Callable | None = None, attempts: int = ATTEMPTS, on_settled: Callable | None = None) -> None:
+    """Claim and run cells, from the first study that has one pending, until no study has a cell
+    pending or running elsewhere: waiting for the others means every worker ends with every study
+    whole, and takes over a cell whose worker dies. `on_settled(session)` is called as each settles."""
     trainer = trainer or default_trainer()
-    while True:
-        claimed = claim(session, attempts)
+    waiting = list(sessions)
+    while waiting:
+        claimed = next(((s, c) for s in waiting if (c := claim(s, attempts)) is not None), None)
         if claimed is not None:
-            run_claimed(session, *claimed, trainer)
-        elif session.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            session, (trial, cell) = claimed
+            run_claimed(session, trial, cell, trainer)
+        for session in [s for s in waiting if _settled(s, attempts)]:
+            waiting.remove(session)
+            if on_settled is not None:
+                on_settled(session)
+        if claimed is None and waiting:
             time.sleep(POLL_S)
-        else:
-            return
 
 
 def missing_cells(session: Session) -> list[str]:
@@ -352,8 +441,26 @@ def missing_cells(session: Session) -> list[str]:
     return [c.key for c in session.plan.cells() if c.key not in done]
 
 
+def _log_cells(session: Session) -> None:
+    """CELLS_ARTIFACT on the parent run: per cell of the plan its attrs (row, seed), state and the
+    training runs of its latest trial (a COMPLETE one if any), so that the study's runs are found
+    from the parent as the runs find the parent by their tag mlflow.parentRunId."""
+    latest = {}
+    for t in session.study.get_trials(deepcopy=False):  # in trial order: later trials win, COMPLETE ones over others
+        key = t.user_attrs.get("cell")
+        if t.state == TrialState.COMPLETE or latest.get(key, t).state != TrialState.COMPLETE:
+            latest[key] = t
+    cells = []
+    for cell in session.plan.cells():
+        t = latest.get(cell.key)
+        state = t.state.name if t is not None else "PENDING"
+        cells.append({"cell": cell.key, **cell.attrs, "state": state, "runs": t.user_attrs.get("runs", []) if t is not None else []})
+    client().log_dict(session.parent_run_id, {"study": session.study.study_name, "cells": cells}, CELLS_ARTIFACT)
+
+
 def _close_parent(session: Session) -> None:
     """FINISHED when every cell is complete; FAILED when cells are missing and nobody runs one."""
+    _log_cells(session)
     running = session.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if not missing_cells(session):
         client().set_terminated(session.parent_run_id, "FINISHED")
@@ -361,37 +468,81 @@ def _close_parent(session: Session) -> None:
         client().set_terminated(session.parent_run_id, "FAILED")
 
 
-def run_study(
-    plan: Plan, workers: int = 1, storage: str | None = None, trainer: Callable | None = None, attempts: int = ATTEMPTS
-) -> Session:
-    """Prepare the study, run `workers` workers on it (this process when 1, else subprocesses on the
-    same storage) until no cell is pending, and close its parent MLflow run."""
+def run_studies(
+    plans: list[Plan],
+    workers: int | None = None,
+    storage: str | None = None,
+    trainer: Callable | None = None,
+    attempts: int = ATTEMPTS,
+    devices: list[str] | None = None,
+    on_settled: Callable | None = None,
+) -> list[Session]:
+    """Prepare every plan's study, then run `workers` workers over all their cells as one pool (see
+    work()), spread over `devices` (check_devices; default workers: one per device on GPUs, else 1):
+    in this process when one worker runs on the device it would pick anyway, else subprocesses on the
+    same storage. As each study settles its parent MLflow run closes and `on_settled(session)` is
+    called. Returns the sessions in the plans' order."""
+    devices = check_devices(devices)
+    workers = (len(devices) if any(d != "cpu" for d in devices) else 1) if workers is None else workers
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    session = prepare(plan, storage)
-    client().update_run(session.parent_run_id, status="RUNNING")
-    if workers == 1:
-        work(session, trainer, attempts)
+    invocation = uuid.uuid4().hex  # one for the pool: it counts each cell's failed attempts in this run
+    sessions = [prepare(plan, storage, invocation) for plan in plans]
+    for session in sessions:
+        client().update_run(session.parent_run_id, status="RUNNING")
+    waiting = list(sessions)
+
+    def settle(session: Session) -> None:
+        waiting.remove(session)
+        _close_parent(session)
+        if on_settled is not None:
+            on_settled(session)
+
+    assigned = assign_devices(devices, workers)
+    if assigned == visible_devices()[:1]:
+        work(sessions, trainer, attempts, settle)
     else:
         if trainer is not None:
             raise ValueError("a trainer function cannot be passed to worker processes: set $REPRO_TRAINER")
-        payload = json.dumps({"plan": plan_to_json(plan), "storage": storage, "invocation": session.invocation, "attempts": attempts})
+        payload = json.dumps(
+            {"plans": [plan_to_json(p) for p in plans], "storage": storage, "invocation": invocation, "attempts": attempts}
+        )
         # The machine's cores shared out, unless the user chose: workers at torch's default would each
         # start one thread per core and slow one another down.
         threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, len(os.sched_getaffinity(0)) // workers))
-        env = {**os.environ, "OMP_NUM_THREADS": threads}
-        procs = [subprocess.Popen([sys.executable, "-m", "repro.studies.runner", payload], env=env) for _ in range(workers)]
-        codes = [p.wait() for p in procs]
+        procs = [
+            subprocess.Popen([sys.executable, "-m", "repro.studies.runner", payload], env=worker_env(device, threads, dict(os.environ)))
+            for device in assigned
+        ]
+        while any(p.poll() is None for p in procs):
+            for session in [s for s in waiting if _settled(s, attempts)]:
+                settle(session)
+            time.sleep(POLL_S)
+        codes = [p.returncode for p in procs]
         if any(codes):
-            print(f"[{plan.study_name}] worker exit codes {codes}", file=sys.stderr)
-    _close_parent(session)
+            print(f"[{', '.join(p.study_name for p in plans)}] worker exit codes {codes}", file=sys.stderr)
+    for session in list(waiting):  # the workers are gone: what is not settled now is final too
+        settle(session)
+    return sessions
+
+
+def run_study(
+    plan: Plan,
+    workers: int | None = None,
+    storage: str | None = None,
+    trainer: Callable | None = None,
+    attempts: int = ATTEMPTS,
+    devices: list[str] | None = None,
+) -> Session:
+    """run_studies of one plan."""
+    [session] = run_studies([plan], workers, storage, trainer, attempts, devices)
     return session
 
 
 def _worker_main(payload: str) -> int:
     args = json.loads(payload)
-    session = prepare(plan_from_json(args["plan"]), args["storage"], args["invocation"])
-    work(session, attempts=args["attempts"])
+    sessions = [prepare(plan_from_json(plan), args["storage"], args["invocation"]) for plan in args["plans"]]
+    work(sessions, attempts=args["attempts"])
     return 0
 
 

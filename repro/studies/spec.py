@@ -3,7 +3,7 @@
 Format (every key but `rows` is optional; see studies/table4a.toml):
 
     title = "Table 4(a): ..."
-    seeds = 1                          # seeds per cell; `--seeds` overrides
+    seeds = { default = 3, tiny = 1 }  # seeds per cell, per preset (or one integer for all); `--seeds` overrides
     metric = "epe_mm"                  # read as "<target>/<metric>" from each training run
     [columns]                          # the paper's columns, in order -> the target each one reads
     STB = "synth-stb"
@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repro.config import ConfigError, RunConfig, with_overrides
+from repro.presets import PRESETS
 from repro.tracking import SPLIT_METRICS
 
 # Next to the package: the repository's studies/ folder (the package is installed editable).
 STUDIES_DIR = Path(__file__).resolve().parents[2] / "studies"
+NOT_TABLES = {"claims"}  # studies/claims.toml lists the paper's claims over the tables (repro.report.claims)
 
 TOP_KEYS = {"title", "seeds", "metric", "columns", "base", "rows"}
 ROW_KEYS = {"name", "set", "per_column", "paper", "reproduced", "note"}
@@ -53,16 +55,23 @@ class Row:
     note: str = ""
 
 
+BASELINE = "Baseline"  # the row every other row of a table is compared with
+BASELINE_ROW = Row(BASELINE, {"mode": "baseline"}, {}, {})  # the Baseline config on a table's base, for tables without the row
+
+
 @dataclass(frozen=True)
 class TableSpec:
     name: str  # the file's stem: the command (`repro table4a`) and the study's prefix
     path: Path
     title: str
-    seeds: int
+    seeds: dict[str, int]  # preset -> seeds per cell; "default" for the presets not named
     metric: str
     columns: dict[str, str]  # paper column -> target dataset
     base: dict[str, object]
     rows: tuple[Row, ...] = field(default_factory=tuple)
+
+    def seeds_for(self, preset: str) -> int:
+        return self.seeds.get(preset, self.seeds["default"])
 
     def row(self, name: str) -> Row:
         return next(r for r in self.rows if r.name == name)
@@ -76,7 +85,7 @@ class TableSpec:
 
 def spec_names() -> list[str]:
     """The tables under studies/, in order (the files' stems, sorted: table3, table4a, ...)."""
-    return sorted(p.stem for p in STUDIES_DIR.glob("*.toml"))
+    return sorted(p.stem for p in STUDIES_DIR.glob("*.toml") if p.stem not in NOT_TABLES)
 
 
 def load_table(name: str) -> TableSpec:
@@ -148,6 +157,16 @@ def _row(data: object, where: str, columns: dict[str, str]) -> Row:
     return Row(data["name"], overrides, per_column, {k: float(v) for k, v in paper.items()}, reproduced, note)
 
 
+def _seeds(value: object, where: str) -> dict[str, int]:
+    """`seeds = 3` (every preset) or `seeds = { default = 3, tiny = 1 }` -> {preset or "default": count}."""
+    counts = value if isinstance(value, dict) else {"default": value}
+    expected = f"expected an integer >= 1 or a table of them by preset ({', '.join(['default', *PRESETS])}), got {value!r}"
+    _expect("default" in counts and not set(counts) - {"default", *PRESETS}, where, expected)
+    for count in counts.values():
+        _expect(isinstance(count, int) and not isinstance(count, bool) and count >= 1, where, expected)
+    return dict(counts)
+
+
 def load_spec(path: str | Path) -> TableSpec:
     """Read and validate one table spec; every error names the file and the field."""
     path = Path(path)
@@ -160,10 +179,7 @@ def load_spec(path: str | Path) -> TableSpec:
     columns = _table(data, "columns", where) or {"STB": "synth-stb", "RHD": "synth-rhd"}
     for col, target in columns.items():
         _expect(isinstance(target, str) and target, f"{where}.columns.{col}", f"expected a dataset name, got {target!r}")
-    seeds = data.get("seeds", 1)
-    _expect(
-        isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1, f"{where}.seeds", f"expected an integer >= 1, got {seeds!r}"
-    )
+    seeds = _seeds(data.get("seeds", 1), f"{where}.seeds")
     metric = data.get("metric", "epe_mm")
     _expect(metric in SPLIT_METRICS, f"{where}.metric", f"expected one of {', '.join(SPLIT_METRICS)}")
     base = _flatten(_table(data, "base", where))

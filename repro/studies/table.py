@@ -16,8 +16,8 @@ import statistics
 from functools import cached_property
 
 from repro.config import ConfigError, RunConfig, from_dict
-from repro.studies.runner import Cell, run_study, study_name
-from repro.studies.spec import Row, TableSpec, load_spec, load_table
+from repro.studies.runner import Cell, run_studies, study_name
+from repro.studies.spec import BASELINE, BASELINE_ROW, Row, TableSpec, load_spec, load_table
 
 
 class TablePlan:
@@ -26,7 +26,7 @@ class TablePlan:
             raise ConfigError(f"--seeds must be at least 1, got {seeds}")
         self.spec = spec
         self.base = base
-        self.seeds = seeds or spec.seeds
+        self.seeds = seeds or spec.seeds_for(base.preset)
         self.targets = dict(targets or spec.columns)
         self.journal = spec.name
 
@@ -78,6 +78,30 @@ class TablePlan:
         }
         return statistics.fmean(metrics.values()), attrs
 
+    def reads(self, other: "TablePlan") -> bool:
+        """Whether this table's report reads runs of `other`'s cells: the Baseline config on its base,
+        when it has no Baseline row of its own (repro.report.claims.baseline_runs: Tables 3, 5 and 6
+        read Table 4(a)'s)."""
+        if any(row.name == BASELINE and row.reproduced for row in self.spec.rows):
+            return False
+        wanted = {cfg.hash for seed in self.seed_values() for cfg in self.configs(BASELINE_ROW, seed).values()}
+        return any(
+            cfg.hash in wanted
+            for cell in other.cells()
+            for cfg in other.configs(other.spec.row(cell.attrs["row"]), cell.attrs["seed"]).values()
+        )
+
+    def run_name(self, cell: Cell, cfg: RunConfig) -> str:
+        """The row's name, then what else tells its trainings apart: the knobs of the column `cfg`
+        trains (a per-column row), the fusion (unless the row names it), the seed;
+        e.g. "IE+TE r=0.4 concat seed 0", "Ours ratio=0.9 concat seed 0", "Baseline seed 0"."""
+        row = self.spec.row(cell.attrs["row"])
+        column = next(col for col, c in self.configs(row, cell.attrs["seed"]).items() if c.hash == cfg.hash)
+        parts = [row.name, *(f"{k}={v}" for k, v in row.per_column.get(column, {}).items())]
+        if cfg.uses_clip and cfg.model.fusion not in row.name.split():
+            parts.append(cfg.model.fusion)
+        return " ".join([*parts, f"seed {cfg.seed}"])
+
     def describe(self) -> dict:
         return {
             "table": self.spec.name,
@@ -102,11 +126,29 @@ def run_tables(
     base: RunConfig,
     seeds: int | None = None,
     targets: list[str] | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     storage: str | None = None,
     trainer=None,
+    devices: list[str] | None = None,
+    on_done=None,
 ) -> list[tuple[TablePlan, object]]:
-    """Each table's study in turn (`repro all` is every spec): configs shared with an earlier table
-    are reused from MLflow, not trained again. Returns (plan, session) per table."""
-    plans = [TablePlan.from_args(name, base, seeds, targets) for name in names]  # every spec checked before any training
-    return [(plan, run_study(plan, workers, storage, trainer)) for plan in plans]
+    """The tables' studies as one pool of trainings (`repro all` is every spec; runner.run_studies):
+    no barrier between tables, and a config shared by two tables trains once (the second cell waits
+    for it under its config lock, then reuses it). `on_done(plan, session, settled)` is called per
+    table once its cells are settled and so are those of the tables it reads (reads()); `settled`
+    holds every session settled so far, the studies its report may read. Returns (plan, session)
+    per table."""
+    plans = [TablePlan.from_args(name, base, seeds, targets) for name in dict.fromkeys(names)]  # every spec checked before any training
+    reads = {p.spec.name: [q.spec.name for q in plans if q is not p and p.reads(q)] for p in plans}
+    settled, reported = {}, set()
+
+    def settle(session) -> None:
+        settled[session.plan.spec.name] = session
+        for plan in plans:
+            name = plan.spec.name
+            if on_done is not None and name in settled and name not in reported and all(q in settled for q in reads[name]):
+                reported.add(name)
+                on_done(plan, settled[name], list(settled.values()))
+
+    sessions = run_studies(plans, workers, storage, trainer, devices=devices, on_settled=settle)
+    return list(zip(plans, sessions))

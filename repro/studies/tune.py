@@ -106,6 +106,10 @@ class TunePlan:
         epes = [r.metrics["val/epe_mm"] for r in results]
         return statistics.fmean(epes), {"fold_epe_mm": epes, "run_ids": [r.run_id for r in results], "point": cell.attrs}
 
+    def run_name(self, cell: Cell, cfg: RunConfig) -> str:
+        """E.g. "tune ratio=0.4, lambda_con=0.1 fold 3/10"."""
+        return f"tune {cell.key} fold {cfg.cv_fold + 1}/{cfg.cv_folds}"
+
     def describe(self) -> dict:
         return {
             "tune_params": ",".join(self.params),
