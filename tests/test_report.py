@@ -392,3 +392,10 @@ def test_run_links_point_at_the_tracking_servers_ui(monkeypatch):
     assert _ui_address(None) == UI and _ui_address("http://mlflow.example:8080/") == "http://mlflow.example:8080"
     monkeypatch.setenv("REPRO_TRACKING_URI", "https://tracking.example/mlflow/")
     assert _ui_address(None) == "https://tracking.example/mlflow"
+
+
+def test_long_hashes_in_latex_get_break_points():
+    from repro.report.tables import _tex_breakable
+
+    assert _tex_breakable("run e585270d4c7b4506 of seed_x") == r"run e585270d\allowbreak{}4c7b4506 of seed\_x"
+    assert _tex_breakable("config 624d85e8") == "config 624d85e8"  # short hashes stay whole

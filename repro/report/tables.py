@@ -465,6 +465,15 @@ def tex_escape(text: str) -> str:
     return _TEX_RE.sub(lambda m: _TEX[m.group()], text)
 
 
+_LONG_HEX = re.compile(r"[0-9a-f]{16,}")
+
+
+def _tex_breakable(text: str) -> str:
+    """tex_escape, with break points every 8 characters of a long hash (run ids, weights digests),
+    which TeX would otherwise set past the right margin."""
+    return _LONG_HEX.sub(lambda m: r"\allowbreak{}".join(m[0][i : i + 8] for i in range(0, len(m[0]), 8)), tex_escape(text))
+
+
 def _tex_cell(cell: Cell) -> str:
     return rf"\textbf{{{tex_escape(cell.text)}}}" if cell.bold else tex_escape(cell.text)
 
@@ -523,7 +532,7 @@ def to_latex(rep: TableReport) -> str:
                 r"\begin{document}",
                 rf"\section*{{{tex_escape(rep.title)}}}",
                 r"\begin{description}",
-                *(rf"\item[{tex_escape(label)}] {tex_escape(text)}" for label, text in rep.facts),
+                *(rf"\item[{tex_escape(label)}] {_tex_breakable(text)}" for label, text in rep.facts),
                 r"\end{description}",
                 r"\begin{table}[ht]",
                 r"\centering",
