@@ -367,6 +367,27 @@ def _events(log: Path) -> list[tuple[str, str]]:
     return [tuple(line.split()[:2]) for line in log.read_text().splitlines()] if log.exists() else []
 
 
+def _kill_then_resume(cmd: list[str], env: dict, tmp_path: Path, log: Path, finished: int) -> str:
+    """Run `cmd`, SIGKILL it once `finished` trainings have ended and another has started, then run it
+    again as two worker processes on the same journal, which must succeed and retry the killed cell.
+    Returns the config hash of the training that was killed."""
+    with open(tmp_path / "first.err", "w") as err:
+        first = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 120
+    while True:
+        events = _events(log)
+        if sum(e == "end" for e, _ in events) >= finished and events[-1][0] == "start":
+            break
+        assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.err").read_text()[-3000:]
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done = subprocess.run(cmd + ["--workers", "2"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "its worker is gone; retrying the cell" in done.stderr
+    return events[-1][1]
+
+
 @pytest.mark.slow
 def test_resume_after_kill_9_finishes_the_missing_cells_only(store, tmp_path, shared_cache):
     """SIGKILL `repro table4a` while its third cell trains; started again (as two workers), the
@@ -374,23 +395,7 @@ def test_resume_after_kill_9_finishes_the_missing_cells_only(store, tmp_path, sh
     log = tmp_path / "trained.log"
     env = _fake_env(store, shared_cache, log, sleep=1.0)
     cmd = [sys.executable, "-m", "repro", "table4a", "--preset", "tiny"]
-    with open(tmp_path / "first.err", "w") as err:
-        worker = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
-    deadline = time.monotonic() + 120
-    while True:  # kill once two cells have finished and the third is training
-        events = _events(log)
-        if sum(e == "end" for e, _ in events) >= 2 and events[-1][0] == "start":
-            break
-        assert worker.poll() is None and time.monotonic() < deadline, (tmp_path / "first.err").read_text()[-3000:]
-        time.sleep(0.05)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
-    killed = events[-1][1]
-
-    # Started again, as two worker processes (--workers 2) on the same journal.
-    done = subprocess.run(cmd + ["--workers", "2"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "its worker is gone; retrying the cell" in done.stderr
+    killed = _kill_then_resume(cmd, env, tmp_path, log, finished=2)  # while the third cell trains
     events = _events(log)
     ends = Counter(h for e, h in events if e == "end")
     starts = Counter(h for e, h in events if e == "start")
@@ -446,22 +451,7 @@ def test_a_killed_pool_resumes_the_missing_cells_only(store, tmp_path, shared_ca
     log = tmp_path / "trained.log"
     env = _fake_env(store, shared_cache, log, sleep=1.0)
     cmd = [sys.executable, "-m", "repro", *POOLED, "--preset", "tiny"]
-    with open(tmp_path / "first.err", "w") as err:
-        first = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
-    deadline = time.monotonic() + 120
-    while True:
-        events = _events(log)
-        if sum(e == "end" for e, _ in events) >= 3 and events[-1][0] == "start":
-            break
-        assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.err").read_text()[-3000:]
-        time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    killed = events[-1][1]
-
-    done = subprocess.run(cmd + ["--workers", "2"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "its worker is gone; retrying the cell" in done.stderr
+    killed = _kill_then_resume(cmd, env, tmp_path, log, finished=3)  # while the fourth training runs
     events = _events(log)
     starts, ends = Counter(h for e, h in events if e == "start"), Counter(h for e, h in events if e == "end")
     assert len(ends) == 9 and set(ends.values()) == {1}
