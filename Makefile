@@ -23,11 +23,12 @@ run: install
 	$(BIN)/repro clip pretrain --preset small
 	$(BIN)/repro table4a --preset $(PRESET) --workers $(WORKERS)
 
-# The formatter and the linter first (configured in pyproject.toml), then the suite.
+# The formatter and the linter first (configured in pyproject.toml), then the suite, one pytest-xdist
+# worker per core; a module's tests stay on one worker (--dist loadfile), which builds its data once.
 test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n auto --dist loadfile
 
 bench: install
 	$(BIN)/python bench/render.py

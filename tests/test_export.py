@@ -8,10 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from repro.cli import main
+from repro.data import cache
 from repro.data.errors import DataError
 from repro.data.export import STB_FRAME, export, stb_mirrored_camera
 from repro.data.geometry import project
 from repro.data.registry import open_dataset
+from repro.data.synthetic import SyntheticDataset
 
 N = 8
 # format -> (synthetic domain, its split, the real split written, render size)
@@ -22,15 +24,24 @@ CASES = {
 }
 
 
+def _whole_split(dataset):
+    pytest.fail(f"export read the whole of {dataset.name}/{dataset.split} into memory")
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """Each format exported once: (root, loader's dataset, the synthetic dataset it came from)."""
+    """Each format exported once, from a cache of two shards that export must stream one at a time:
+    (root, loader's dataset, the synthetic dataset it came from)."""
     out = {}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("REPRO_CACHE", str(tmp_path_factory.mktemp("cache")))
+        mp.setattr(cache, "SHARD", N // 2)
+        mp.setattr(cache, "RENDER_BATCH", N // 2)
         for fmt, (domain, split, real_split, size) in CASES.items():
             root = tmp_path_factory.mktemp(fmt)
-            assert export(domain, fmt, root, n=N, split=split) == real_split
+            with pytest.MonkeyPatch.context() as streaming:
+                streaming.setattr(SyntheticDataset, "data", property(_whole_split))
+                assert export(domain, fmt, root, n=N, split=split) == real_split
             synthetic = open_dataset(domain, split=split, n=N, size=size)
             synthetic.data  # read while the cache variable is set
             out[fmt] = (root, open_dataset(fmt, root=root, split=real_split), synthetic)

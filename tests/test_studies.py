@@ -367,10 +367,10 @@ def _events(log: Path) -> list[tuple[str, str]]:
     return [tuple(line.split()[:2]) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-def _kill_then_resume(cmd: list[str], env: dict, tmp_path: Path, log: Path, finished: int) -> str:
+def _kill_then_resume(cmd: list[str], env: dict, tmp_path: Path, log: Path, finished: int) -> tuple[str, int]:
     """Run `cmd`, SIGKILL it once `finished` trainings have ended and another has started, then run it
     again as two worker processes on the same journal, which must succeed and retry the killed cell.
-    Returns the config hash of the training that was killed."""
+    Returns the config hash of the training that was killed and the number of log lines before the resume."""
     with open(tmp_path / "first.err", "w") as err:
         first = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 120
@@ -382,34 +382,11 @@ def _kill_then_resume(cmd: list[str], env: dict, tmp_path: Path, log: Path, fini
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
     first.wait()
+    before = len(_events(log))
     done = subprocess.run(cmd + ["--workers", "2"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "its worker is gone; retrying the cell" in done.stderr
-    return events[-1][1]
-
-
-@pytest.mark.slow
-def test_resume_after_kill_9_finishes_the_missing_cells_only(store, tmp_path, shared_cache):
-    """SIGKILL `repro table4a` while its third cell trains; started again (as two workers), the
-    study trains the missing cells only, retries the killed one and continues its MLflow run."""
-    log = tmp_path / "trained.log"
-    env = _fake_env(store, shared_cache, log, sleep=1.0)
-    cmd = [sys.executable, "-m", "repro", "table4a", "--preset", "tiny"]
-    killed = _kill_then_resume(cmd, env, tmp_path, log, finished=2)  # while the third cell trains
-    events = _events(log)
-    ends = Counter(h for e, h in events if e == "end")
-    starts = Counter(h for e, h in events if e == "start")
-    assert len(ends) == 6 and set(ends.values()) == {1}  # every cell finished, none twice
-    assert starts[killed] == 2 and all(n == 1 for h, n in starts.items() if h != killed)  # only the killed one again
-
-    plan = TablePlan.from_args("table4a", preset_config("tiny"))
-    trials = _study(plan).get_trials()
-    assert sorted(t.user_attrs["cell"] for t in trials if t.state == TrialState.COMPLETE) == sorted(c.key for c in plan.cells())
-    [lost] = [t for t in trials if t.state == TrialState.FAIL]
-    assert lost.user_attrs["failure_kind"] == "lost" and plan.configs(plan.spec.row(lost.user_attrs["row"]), 0)["STB"].hash == killed
-    train_exp = experiment(TRAIN_EXPERIMENT)  # before tracking.client(): it points MLflow at this test's store
-    runs = tracking.client().search_runs([train_exp], f"tags.config_hash = '{killed}'")
-    assert len(runs) == 1 and runs[0].info.status == "FINISHED"  # the interrupted run was continued, not duplicated
+    return events[-1][1], before
 
 
 POOLED = ["table4a", "table4b"]  # 9 distinct trainings: 4(b)'s Baseline and IE+TE concat are 4(a)'s
@@ -420,47 +397,38 @@ def _pooled_plans() -> list[TablePlan]:
 
 
 @pytest.mark.slow
-def test_two_workers_run_two_tables_as_one_pool(store, tmp_path, shared_cache):
-    """`repro table4a table4b --workers 2`: every cell of both, each distinct training once, and a
-    worker starts on Table 4(b) while Table 4(a)'s last cell (made slow) is still in flight."""
+def test_a_killed_pool_resumes_as_two_workers_with_no_barrier_between_tables(store, tmp_path, shared_cache):
+    """SIGKILL `repro table4a table4b` while Table 4(a)'s fourth training runs; started again as two
+    workers, the pool retries the killed cell (continuing its MLflow run), trains every other missing
+    training once, both workers train, and one starts on Table 4(b) while Table 4(a)'s last cell (made
+    slow) is still in flight. One table alone (`repro table4a`) runs the same pool with one plan."""
     log = tmp_path / "trained.log"
     a_plan = _pooled_plans()[0]
     last = a_plan.configs(a_plan.spec.row("IE+TE r=0.4"), 0)["STB"].hash
-    env = {**_fake_env(store, shared_cache, log, sleep=0.5), "REPRO_FAKE_SLOW": f"{last}=5"}
-    cmd = [sys.executable, "-m", "repro", *POOLED, "--preset", "tiny", "--workers", "2"]
-    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "Table 4(a)" in done.stdout and "Table 4(b)" in done.stdout
-    events = [line.split() for line in log.read_text().splitlines()]
-    ends = Counter(h for e, h, _ in events if e == "end")
+    env = {**_fake_env(store, shared_cache, log, sleep=0.5), "REPRO_FAKE_SLOW": f"{last}=4"}
+    cmd = [sys.executable, "-m", "repro", *POOLED, "--preset", "tiny"]
+    killed, before = _kill_then_resume(cmd, env, tmp_path, log, finished=3)  # while the fourth training runs
+    assert killed != last
+    events = _events(log)
+    starts, ends = Counter(h for e, h in events if e == "start"), Counter(h for e, h in events if e == "end")
     assert len(ends) == 9 and set(ends.values()) == {1}  # the shared trainings ran once
-    assert len({pid for _, _, pid in events}) == 2  # both workers trained
+    assert starts[killed] == 2 and all(n == 1 for h, n in starts.items() if h != killed)  # only the killed one again
+    resumed = [line.split() for line in log.read_text().splitlines()][before:]
+    assert len({pid for _, _, pid in resumed}) == 2  # both workers trained
 
     a, b = (_study(plan).get_trials() for plan in _pooled_plans())
     for plan, trials in zip(_pooled_plans(), (a, b)):
         assert sorted(t.user_attrs["cell"] for t in trials if t.state == TrialState.COMPLETE) == sorted(c.key for c in plan.cells())
+    [lost] = [t for t in a if t.state == TrialState.FAIL]
+    assert lost.user_attrs["failure_kind"] == "lost" and a_plan.configs(a_plan.spec.row(lost.user_attrs["row"]), 0)["STB"].hash == killed
     # No barrier: the other worker went on to Table 4(b) while Table 4(a)'s last cell trained.
-    [slow] = [t for t in a if t.user_attrs["config_hashes"]["STB"] == last]
+    [slow] = [t for t in a if t.state == TrialState.COMPLETE and t.user_attrs["config_hashes"]["STB"] == last]
     assert sum(t.datetime_start < slow.datetime_complete for t in b) >= 2
 
-
-@pytest.mark.slow
-def test_a_killed_pool_resumes_the_missing_cells_only(store, tmp_path, shared_cache):
-    """SIGKILL `repro table4a table4b` while Table 4(a)'s fourth training runs; started again as two
-    workers, the pool retries the killed cell and trains every other missing one once."""
-    log = tmp_path / "trained.log"
-    env = _fake_env(store, shared_cache, log, sleep=1.0)
-    cmd = [sys.executable, "-m", "repro", *POOLED, "--preset", "tiny"]
-    killed = _kill_then_resume(cmd, env, tmp_path, log, finished=3)  # while the fourth training runs
-    events = _events(log)
-    starts, ends = Counter(h for e, h in events if e == "start"), Counter(h for e, h in events if e == "end")
-    assert len(ends) == 9 and set(ends.values()) == {1}
-    assert starts[killed] == 2 and all(n == 1 for h, n in starts.items() if h != killed)
-    for plan in _pooled_plans():
-        trials = _study(plan).get_trials()
-        assert sorted(t.user_attrs["cell"] for t in trials if t.state == TrialState.COMPLETE) == sorted(c.key for c in plan.cells())
-    studies_exp = experiment(EXPERIMENT)  # before tracking.client(): it points MLflow at this test's store
-    runs = tracking.client().search_runs([studies_exp])
+    train_exp = experiment(TRAIN_EXPERIMENT)  # before tracking.client(): it points MLflow at this test's store
+    runs = tracking.client().search_runs([train_exp], f"tags.config_hash = '{killed}'")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"  # the interrupted run was continued, not duplicated
+    runs = tracking.client().search_runs([experiment(EXPERIMENT)])
     assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}  # both parents closed
 
 

@@ -9,7 +9,7 @@ import torch
 from repro.presets import preset_config
 from repro.report.cost import cost_facts
 from repro.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, client, experiment
-from repro.train.cost import CPU, DEVICE, DEVICE_NAME, PEAK_RSS, WALL, Meter, cpu_model, device_tags
+from repro.train.cost import CPU, DEVICE, DEVICE_NAME, FIRST_STEP, PEAK_RSS, WALL, Meter, cpu_model, device_tags
 from repro.train.run import run_name, train_run
 
 
@@ -47,6 +47,7 @@ def test_a_training_run_logs_its_name_seed_preset_cost_and_device(store):
     assert tags[DEVICE] == ("cuda:0" if torch.cuda.is_available() else "cpu") and tags[DEVICE_NAME]
     metrics = run.data.metrics
     assert 0 < metrics[CPU] and 0 < metrics[WALL] and metrics[PEAK_RSS] > 100  # torch alone takes more
+    assert 0 < metrics[FIRST_STEP] < metrics[WALL]
     wall = client().get_metric_history(result.run_id, WALL)  # after each epoch, then at the end
     assert [m.step for m in wall] == [1, 2, 2] and sorted(m.value for m in wall) == [m.value for m in wall]
 
@@ -54,7 +55,11 @@ def test_a_training_run_logs_its_name_seed_preset_cost_and_device(store):
 def test_the_meter_adds_a_resumed_runs_earlier_sessions():
     meter = Meter()
     fresh = meter.metrics({})
-    assert fresh[WALL] >= 0 and fresh[CPU] >= 0 and fresh[PEAK_RSS] > 0
+    assert fresh[WALL] >= 0 and fresh[CPU] >= 0 and fresh[PEAK_RSS] > 0 and FIRST_STEP not in fresh  # no step yet
+    meter.step(0)
+    first = meter.metrics({})[FIRST_STEP]
+    meter.step(1)  # only the first step sets it
+    assert meter.metrics({FIRST_STEP: 1e9})[FIRST_STEP] == first <= meter.metrics({})[WALL]
     resumed = meter.metrics({WALL: 100.0, CPU: 50.0, PEAK_RSS: 1e9})
     assert resumed[WALL] >= 100.0 and resumed[CPU] >= 50.0 and resumed[PEAK_RSS] == 1e9
     assert device_tags(torch.device("cpu")) == {DEVICE: "cpu", DEVICE_NAME: cpu_model()} and cpu_model()

@@ -232,3 +232,18 @@ def test_cross_validation_trains_on_whole_pose_groups_and_reads_no_target(store)
     assert set(record["data"]) == {"train"} and record["cv_dealing"].startswith("pose-groups")
     other = train_run(_baseline(epochs=1, cv_folds=2, cv_fold=0))
     assert other.run_hash != result.run_hash and other.metrics["val/epe_mm"] != result.metrics["val/epe_mm"]
+
+
+def test_a_subset_reads_its_rows_from_the_splits_images_without_copying_them():
+    from repro.train.data import Rows, SplitTensors
+
+    images = torch.arange(6 * 3 * 2 * 2, dtype=torch.uint8).reshape(6, 3, 2, 2)
+    split = SplitTensors("d", "train", images, torch.zeros(6, 21, 3), torch.zeros(6, 21, 2), torch.ones(6, 21, dtype=torch.bool), "x", None)
+    odd = split.subset(torch.tensor([False, True, False, True, False, True]), "odd")
+    assert isinstance(odd.images, Rows) and odd.images.images is images  # the store's tensor, not a copy
+    assert odd.images.shape == (3, 3, 2, 2) and len(odd) == 3
+    assert torch.equal(odd.images[torch.tensor([2, 0])], images[[5, 1]])
+    assert torch.equal(odd.images[1:], images[[3, 5]])
+    last = odd.subset(torch.tensor([False, False, True]), "last")  # a subset of a subset: rows of the same tensor
+    assert last.images.images is images and torch.equal(last.images[0:1], images[[5]])
+    assert last.digest != odd.digest != split.digest

@@ -133,7 +133,7 @@ def check_grouped(train: SplitTensors, groups: torch.Tensor, folds: int) -> list
     for k in range(folds):
         rest, val, held_out = cv_split(train, folds, k)
         assert held_out.dtype == torch.bool and held_out.shape == (len(train),)
-        assert torch.equal(val.images, train.images[held_out]) and torch.equal(rest.images, train.images[~held_out])
+        assert torch.equal(val.images[:], train.images[held_out]) and torch.equal(rest.images[:], train.images[~held_out])
         assert len(rest) + len(val) == len(train)
         masks.append(held_out)
     stacked = torch.stack(masks)

@@ -179,9 +179,14 @@ def open_domain(domain_name: str, split: str, n: int | None = None, size: int | 
     return path, json.loads((path / "manifest.json").read_text())
 
 
+def load_shard(path: Path, shard: dict) -> dict:
+    """The tensors of one shard (an entry of manifest["shards"]) of a cache entry opened by open_domain."""
+    return torch.load(path / shard["file"], weights_only=False)
+
+
 def load_shards(path: Path, manifest: dict) -> dict:
     """The tensors of a cache entry opened by open_domain."""
-    return _concat([torch.load(path / s["file"], weights_only=False) for s in manifest["shards"]])
+    return _concat([load_shard(path, s) for s in manifest["shards"]])
 
 
 def load_domain(domain_name: str, split: str, n: int | None = None, size: int | None = None, root: Path | None = None):

@@ -22,7 +22,8 @@ their crop (repro.data.synthetic).
 
 The synthetic split is the one of the same role (repro.train.data.SPLIT_OF_ROLE): synth-frei's train is
 FreiHAND's training split, its val FreiHAND's evaluation, synth-stb's test STB's test, synth-rhd's test
-RHD's evaluation. An existing split under --out is never overwritten.
+RHD's evaluation. An existing split under --out is never overwritten. The split is read from its render
+cache one shard at a time, so memory does not grow with --n.
 """
 
 import json
@@ -60,7 +61,7 @@ def _pil(image: torch.Tensor) -> Image.Image:
 
 
 def _write_freihand(data, out: Path, split: str) -> None:
-    d, n, count = data.data, len(data), freihand.VERSIONS[split]
+    n, count = len(data), freihand.VERSIONS[split]
     xyz_path, K_path, rgb = out / f"{split}_xyz.json", out / f"{split}_K.json", out / split / "rgb"
     _refuse_existing([xyz_path, K_path, out / split])
     # source[v, p]: the synthetic sample shown by FreiHAND image v * P + p (version v of pose p).
@@ -74,35 +75,45 @@ def _write_freihand(data, out: Path, split: str) -> None:
         raise DataError(
             f"domain {data.name!r} renders {data.domain.versions} versions per pose; FreiHAND's {split} split holds {count} or one"
         )
-    poses = source[0]  # the versions of a pose share its joints and camera
-    rgb.mkdir(parents=True)
+    shown_in = [[] for _ in range(n)]  # the FreiHAND images that show each synthetic sample
     for j, i in enumerate(source.reshape(-1).tolist()):
-        _pil(d["image"][i]).save(rgb / f"{j:08d}.jpg", quality=JPEG_QUALITY)
-    xyz_path.write_text(json.dumps((d["xyz"][poses].double() / 1000.0).tolist()))
-    K_path.write_text(json.dumps(d["K"][poses].double().tolist()))
+        shown_in[i].append(j)
+    rgb.mkdir(parents=True)
+    xyz, K = torch.empty(n, 21, 3, dtype=torch.float64), torch.empty(n, 3, 3, dtype=torch.float64)
+    for start, d in data.shards():
+        for k, image in enumerate(d["image"]):
+            picture = _pil(image)
+            for j in shown_in[start + k]:
+                picture.save(rgb / f"{j:08d}.jpg", quality=JPEG_QUALITY)
+        xyz[start : start + len(d["image"])], K[start : start + len(d["image"])] = d["xyz"].double(), d["K"].double()
+    poses = source[0]  # the versions of a pose share its joints and camera
+    xyz_path.write_text(json.dumps((xyz[poses] / 1000.0).tolist()))
+    K_path.write_text(json.dumps(K[poses].tolist()))
 
 
 MASK_BATCH = 64
 
 
 def _write_rhd(data, out: Path, split: str) -> None:
-    d, folder = data.data, out / split
+    folder = out / split
     _refuse_existing([folder])
     (folder / "color").mkdir(parents=True)
     (folder / "mask").mkdir()
     right = 21 + np.array(rhd.RHD_TO_CANONICAL)  # RHD slot of each canonical joint of the right hand
     anno = {}
-    for i in range(len(data)):
-        if i % MASK_BATCH == 0:  # the render cache keeps no silhouettes: render them again, a batch at a time
-            masks = render_range(data.domain, data.split, i, min(len(data), i + MASK_BATCH), data.size)["mask"]
-        xyz, uv_vis = np.zeros((42, 3), dtype=np.float32), np.zeros((42, 3), dtype=np.float32)
-        xyz[right] = d["xyz"][i].numpy() / 1000.0
-        uv_vis[right, :2] = d["uv"][i].numpy()
-        uv_vis[right, 2] = d["visible"][i].numpy()
-        anno[i] = {"xyz": xyz, "uv_vis": uv_vis, "K": d["K"][i].numpy().astype(np.float32)}
-        _pil(d["image"][i]).save(folder / "color" / f"{i:05d}.png")
-        labels = np.where(masks[i % MASK_BATCH].numpy(), rhd.RIGHT_LABELS[0], 0).astype(np.uint8)
-        Image.fromarray(labels).save(folder / "mask" / f"{i:05d}.png")
+    for start, d in data.shards():
+        for k in range(len(d["image"])):
+            i = start + k
+            if i % MASK_BATCH == 0:  # the render cache keeps no silhouettes: render them again, a batch at a time
+                masks = render_range(data.domain, data.split, i, min(len(data), i + MASK_BATCH), data.size)["mask"]
+            xyz, uv_vis = np.zeros((42, 3), dtype=np.float32), np.zeros((42, 3), dtype=np.float32)
+            xyz[right] = d["xyz"][k].numpy() / 1000.0
+            uv_vis[right, :2] = d["uv"][k].numpy()
+            uv_vis[right, 2] = d["visible"][k].numpy()
+            anno[i] = {"xyz": xyz, "uv_vis": uv_vis, "K": d["K"][k].numpy().astype(np.float32)}
+            _pil(d["image"][k]).save(folder / "color" / f"{i:05d}.png")
+            labels = np.where(masks[i % MASK_BATCH].numpy(), rhd.RIGHT_LABELS[0], 0).astype(np.uint8)
+            Image.fromarray(labels).save(folder / "mask" / f"{i:05d}.png")
     with (folder / f"anno_{split}.pickle").open("wb") as f:
         pickle.dump(anno, f)
 
@@ -126,26 +137,29 @@ def _in_camera(crop: torch.Tensor, K_crop: torch.Tensor, K: np.ndarray, frame: t
 
 
 def _write_stb(data, out: Path, split: str) -> None:
-    d, sequences = data.data, stb.SEQUENCES[split]
+    sequences = stb.SEQUENCES[split]
     if len(data) < len(sequences):
         raise DataError(f"--n {len(data)}: STB's {split} split has {len(sequences)} sequences; export at least one frame each")
     _refuse_existing([p for seq in sequences for p in (out / "labels" / f"{seq}_SK.mat", out / "images" / seq)])
     (out / "labels").mkdir(parents=True, exist_ok=True)
+    place = [(seq, f) for seq, frames in zip(sequences, np.array_split(np.arange(len(data)), len(sequences))) for f in range(len(frames))]
+    for seq in sequences:
+        (out / "images" / seq).mkdir(parents=True)
     K = stb_mirrored_camera()
     to_stb = np.array(stb.STB_TO_CANONICAL)  # STB slot of each canonical joint
-    for seq, frames in zip(sequences, np.array_split(np.arange(len(data)), len(sequences))):
-        folder = out / "images" / seq
-        folder.mkdir(parents=True)
-        para = []
-        for f, i in enumerate(frames.tolist()):
-            left = d["xyz"][i].double() * torch.tensor([-1.0, 1.0, 1.0])
+    para = {seq: [] for seq in sequences}  # frames are dealt in order: each list fills frame by frame
+    for start, d in data.shards():
+        for k in range(len(d["image"])):
+            seq, f = place[start + k]
+            left = d["xyz"][k].double() * torch.tensor([-1.0, 1.0, 1.0])
             left[WRIST] = palm_centre(left)  # STB's slot 0 is the palm centre; its loader derives the wrist
             joints = np.empty((21, 3))
             joints[to_stb] = left.numpy()
-            para.append(joints @ stb.SK_ROTATION.T + stb.SK_TRANSLATION)  # colour -> depth camera frame
-            image = _in_camera(d["image"][i], d["K"][i], K, STB_FRAME)
-            image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / f"SK_color_{f}.png")
-        scipy.io.savemat(out / "labels" / f"{seq}_SK.mat", {"handPara": np.stack(para).transpose(2, 1, 0)})
+            para[seq].append(joints @ stb.SK_ROTATION.T + stb.SK_TRANSLATION)  # colour -> depth camera frame
+            image = _in_camera(d["image"][k], d["K"][k], K, STB_FRAME)
+            image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(out / "images" / seq / f"SK_color_{f}.png")
+    for seq in sequences:
+        scipy.io.savemat(out / "labels" / f"{seq}_SK.mat", {"handPara": np.stack(para[seq]).transpose(2, 1, 0)})
 
 
 Writer = Callable[[object, Path, str], None]

@@ -1,6 +1,7 @@
 """Synthetic domains as datasets: sample i of (domain, split) is a pure function of
 (domain, split, i, GENERATOR_VERSION), rendered in batches and read back from the on-disk cache."""
 
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
@@ -83,6 +84,16 @@ class SyntheticDataset:
         from repro.data.cache import load_shards
 
         return load_shards(self._path, self.manifest)
+
+    def shards(self) -> Iterator[tuple[int, dict]]:
+        """(index of its first sample, its tensors) of each cache shard in order, one in memory at a
+        time: for a pass over a split too large to hold (repro data export)."""
+        from repro.data.cache import load_shard
+
+        start = 0
+        for shard in self.manifest["shards"]:
+            yield start, load_shard(self._path, shard)
+            start += shard["count"]
 
     @property
     def digest(self) -> str:

@@ -47,11 +47,30 @@ def evaluated_splits(targets: tuple[str, ...]) -> list[str]:
     return [name for t in targets for name in (t, *diagnostics_of(t))]
 
 
+class Rows:
+    """Rows `index` of an image tensor, gathered when indexed: a subset of a memory-mapped store that
+    reads only the batches asked for (images[mask] would copy nine tenths of a 25 GB store into RAM
+    for every cross-validation fold)."""
+
+    def __init__(self, images: torch.Tensor, index: torch.Tensor):
+        self.images, self.index = images, index
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.index), *self.images.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, key) -> torch.Tensor:
+        return self.images[self.index[key]]
+
+
 @dataclass
 class SplitTensors:
     name: str  # e.g. "synth-stb"
     split: str
-    images: torch.Tensor  # uint8 (N, 3, S, S); a real split's is memory-mapped from its store
+    images: torch.Tensor | Rows  # uint8 (N, 3, S, S); a real split's is memory-mapped from its store
     xyz: torch.Tensor  # (N, 21, 3) mm
     uv: torch.Tensor  # (N, 21, 2) crop pixels
     visible: torch.Tensor  # (N, 21)
@@ -62,12 +81,15 @@ class SplitTensors:
         return self.images.shape[0]
 
     def subset(self, mask: torch.Tensor, label: str) -> "SplitTensors":
-        """The samples where `mask` is true, e.g. one cross-validation fold."""
+        """The samples where `mask` is true, e.g. one cross-validation fold; its images are read from
+        the split's own (a store's stay on disk), its labels copied."""
         digest = hashlib.sha256(f"{self.digest}:{label}".encode()).hexdigest()
+        index = mask.nonzero().squeeze(1)
+        images = Rows(self.images.images, self.images.index[index]) if isinstance(self.images, Rows) else Rows(self.images, index)
         return dataclasses.replace(
             self,
             split=f"{self.split}[{label}]",
-            images=self.images[mask],
+            images=images,
             xyz=self.xyz[mask],
             uv=self.uv[mask],
             visible=self.visible[mask],

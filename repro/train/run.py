@@ -172,7 +172,7 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
             print(f"resuming run {run.info.run_id} after epoch {state.epoch}", file=sys.stderr)
         try:
             for _ in range(state.epoch, cfg.epochs):
-                losses = train_epoch(cfg, state, train, clip, device, restyled=restyled)
+                losses = train_epoch(cfg, state, train, clip, device, on_step=meter.step, restyled=restyled)
                 state.epoch += 1
                 state.history.append(losses)
                 # the cost so far with every epoch, so that a killed run's sessions add up when it resumes
