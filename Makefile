@@ -15,8 +15,8 @@ install: $(BIN)/repro
 
 # The main job on the embedded default (the offline synthetic hand world): pre-train the suite's
 # small CLIP (reused once done), then reproduce Table 4(a) and print it beside the paper's numbers.
-# Two single-threaded workers train two cells at once: about 1.2x the throughput of one process with
-# two threads on a two-core machine.
+# Two single-threaded workers train two cells at once: 1.30x the throughput of one process with two
+# threads on a two-core machine (bench/workers.py, RESULTS.md).
 PRESET ?= small
 WORKERS ?= 2
 run: install

@@ -45,7 +45,7 @@ def child(preset: str, steps: int) -> None:
 def layout_rate(preset: str, steps: int, processes: int, threads: int) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     cmd = [sys.executable, __file__, "--child", "--preset", preset, "--steps", str(steps)]
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(processes)]
     outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
     if any(p.returncode for p in procs):
         sys.exit(f"bench/workers.py: a {processes}x{threads} process failed")
