@@ -367,10 +367,11 @@ def _events(log: Path) -> list[tuple[str, str]]:
     return [tuple(line.split()[:2]) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-def _kill_then_resume(cmd: list[str], env: dict, tmp_path: Path, log: Path, finished: int) -> tuple[str, int]:
+def _kill_then_resume(cmd: list[str], env: dict, tmp_path: Path, log: Path, finished: int) -> tuple[str, int, str]:
     """Run `cmd`, SIGKILL it once `finished` trainings have ended and another has started, then run it
     again as two worker processes on the same journal, which must succeed and retry the killed cell.
-    Returns the config hash of the training that was killed and the number of log lines before the resume."""
+    Returns the config hash of the training that was killed, the number of log lines before the resume
+    and what the resume printed."""
     with open(tmp_path / "first.err", "w") as err:
         first = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 120
@@ -386,7 +387,7 @@ def _kill_then_resume(cmd: list[str], env: dict, tmp_path: Path, log: Path, fini
     done = subprocess.run(cmd + ["--workers", "2"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "its worker is gone; retrying the cell" in done.stderr
-    return events[-1][1], before
+    return events[-1][1], before, done.stdout
 
 
 POOLED = ["table4a", "table4b"]  # 9 distinct trainings: 4(b)'s Baseline and IE+TE concat are 4(a)'s
@@ -407,8 +408,8 @@ def test_a_killed_pool_resumes_as_two_workers_with_no_barrier_between_tables(sto
     last = a_plan.configs(a_plan.spec.row("IE+TE r=0.4"), 0)["STB"].hash
     env = {**_fake_env(store, shared_cache, log, sleep=0.5), "REPRO_FAKE_SLOW": f"{last}=4"}
     cmd = [sys.executable, "-m", "repro", *POOLED, "--preset", "tiny"]
-    killed, before = _kill_then_resume(cmd, env, tmp_path, log, finished=3)  # while the fourth training runs
-    assert killed != last
+    killed, before, printed = _kill_then_resume(cmd, env, tmp_path, log, finished=3)  # while the fourth training runs
+    assert killed != last and "Table 4(a)" in printed and "Table 4(b)" in printed
     events = _events(log)
     starts, ends = Counter(h for e, h in events if e == "start"), Counter(h for e, h in events if e == "end")
     assert len(ends) == 9 and set(ends.values()) == {1}  # the shared trainings ran once
