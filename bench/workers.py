@@ -46,9 +46,10 @@ def layout_rate(preset: str, steps: int, processes: int, threads: int) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     cmd = [sys.executable, __file__, "--child", "--preset", preset, "--steps", str(steps)]
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(processes)]
-    outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    printed = [p.communicate()[0] for p in procs]
     if any(p.returncode for p in procs):
-        sys.exit(f"bench/workers.py: a {processes}x{threads} process failed")
+        sys.exit(f"bench/workers.py: a {processes}x{threads} process failed (run it alone: {' '.join(cmd)})")
+    outs = [json.loads(text.strip().splitlines()[-1]) for text in printed]
     assert all(o["threads"] == threads for o in outs), outs
     start, stop = max(o["ends"][0] for o in outs), min(o["ends"][-1] for o in outs)
     if stop <= start:
