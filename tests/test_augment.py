@@ -107,7 +107,7 @@ def test_gaussian_blur_lowers_the_variance_and_keeps_a_constant_image():
     torch.manual_seed(0)  # the per-sample sigmas; at sigma near 0.1 the kernel is all but the identity
     out = normal_augment(x, _always(GaussianBlur()))
     before, after = x.var(dim=(1, 2, 3)), out.var(dim=(1, 2, 3))
-    assert (after <= before + 1e-6).all() and (after < 0.5 * before).sum() >= len(x) // 2
+    assert (after < before).all() and (after < 0.5 * before).sum() >= len(x) // 2
     constant = torch.full((2, 3, 16, 16), 0.7)
     torch.testing.assert_close(normal_augment(constant, _always(GaussianBlur())), constant)
 
