@@ -85,7 +85,8 @@ def _write_freihand(data, out: Path, split: str) -> None:
             picture = _pil(image)
             for j in shown_in[start + k]:
                 picture.save(rgb / f"{j:08d}.jpg", quality=JPEG_QUALITY)
-        xyz[start : start + len(d["image"])], K[start : start + len(d["image"])] = d["xyz"].double(), d["K"].double()
+        stop = start + len(d["image"])
+        xyz[start:stop], K[start:stop] = d["xyz"].double(), d["K"].double()
     poses = source[0]  # the versions of a pose share its joints and camera
     xyz_path.write_text(json.dumps((xyz[poses] / 1000.0).tolist()))
     K_path.write_text(json.dumps(K[poses].tolist()))
