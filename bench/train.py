@@ -4,7 +4,7 @@
 
 For each preset it times whole training steps (batching, forward, losses, backward, Adam), in one
 process and on the same batches, of the Baseline on the reference path (precision fp32, memory_format
-contiguous: the trainer before v4) and on the default path (RunConfig's precision and memory_format),
+contiguous, PyTorch's own Adam: the trainer before v4) and on the default path (RunConfig's defaults),
 alternating the two for --rounds rounds and taking the median, so that noise from other processes hits
 both. It prints images/s and the ratio default / reference; --json prints only that, as one JSON object
 {"small": {"reference_img_s": ..., "default_img_s": ..., "ratio": ...}, "tiny": {...}}.
@@ -110,7 +110,7 @@ def main() -> None:
         train = load_split(cfg.source, "train", cfg.n_train, cfg.image_size, cfg.data_root)
         baseline = dataclasses.replace(cfg, mode="baseline")
         paths = {
-            "reference": (dataclasses.replace(baseline, precision="fp32", memory_format="contiguous"), None),
+            "reference": (dataclasses.replace(baseline, precision="fp32", memory_format="contiguous", adam_impl="torch"), None),
             "default": (baseline, None),
         }
         if not args.json:
@@ -125,7 +125,8 @@ def main() -> None:
         if not args.json:
             print(
                 f"{preset:6s} input {cfg.model.input_size}px width {cfg.model.width} batch {cfg.batch_size}: "
-                f"reference (fp32, contiguous) {rates['reference']:.1f} img/s, default ({effective_precision(cfg.precision, device)}, {cfg.memory_format}) "
+                f"reference (fp32, contiguous, torch Adam) {rates['reference']:.1f} img/s, "
+                f"default ({effective_precision(cfg.precision, device)}, {cfg.memory_format}, {cfg.adam_impl} Adam) "
                 f"{rates['default']:.1f} img/s: {out[preset]['ratio']:.2f}x"
             )
             others = [name for name in rates if name not in ("reference", "default")]

@@ -22,8 +22,8 @@ from repro.model.config import ModelConfig
 # old runs are not reused for new ones (v2: heatmap_sigma in heatmap pixels at every grid size;
 # v3: Branch1's stage 3 with the supplement's six conv128 layers, hand3d's visible-joint metrics;
 # v4: bf16 autocast where the device has bf16 units and channels-last by default, Table 6's augmentations
-# batched, with other random draws).
-TRAINER_VERSION = 4
+# batched, with other random draws; v5: the fused Adam kernel by default, whose rounding differs).
+TRAINER_VERSION = 5
 
 
 LR_SCHEDULES = ("constant", "cosine")  # the paper's fixed Adam lr; cosine decay to 0 over the run
@@ -34,6 +34,8 @@ AUGMENTATIONS = ("none", "normal-supervised", "normal-contrastive", "restyle-sup
 CONTRASTIVE_AUGMENTATIONS = ("normal-contrastive", "restyle-contrastive")
 PRECISIONS = ("bf16", "fp32")  # bf16: autocast where the device has bf16 units (repro.train.evaluate.bf16_native), else fp32
 MEMORY_FORMATS = ("channels_last", "contiguous")  # of the model's weights and inputs
+# "fused": one kernel updates every parameter; "torch": PyTorch's choice (a loop over the tensors on the CPU)
+ADAM_IMPLS = ("fused", "torch")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class RunConfig:
     # optimisation
     lr: float = 1e-4
     lr_schedule: str = "constant"
+    lr_warmup: float = 0.0  # share of the run's optimiser steps over which the lr ramps up linearly; 0: none
     beta1: float = 0.9
     beta2: float = 0.999
     batch_size: int = 32
@@ -72,6 +75,7 @@ class RunConfig:
     # numerics: the precision a run gets is in its identity (repro.train.identity), as it depends on the machine
     precision: str = "bf16"
     memory_format: str = "channels_last"
+    adam_impl: str = "fused"
     # k > 0: k-fold cross-validation on the source training split only (`repro tune`); no target is read
     cv_folds: int = 0
     cv_fold: int = 0
@@ -83,11 +87,13 @@ class RunConfig:
             "augment": (self.augment in AUGMENTATIONS, f"one of {AUGMENTATIONS}"),
             "contrastive": (self.contrastive in ("paper", "triplet"), "'paper' or 'triplet'"),
             "lr_schedule": (self.lr_schedule in LR_SCHEDULES, f"one of {LR_SCHEDULES}"),
+            "lr_warmup": (0.0 <= self.lr_warmup < 1.0, "a share of the run's steps in [0, 1)"),
             "ratio": (0.0 <= self.ratio <= 1.0, "a number in [0, 1]"),
             "batch_size": (self.batch_size >= 2, "at least 2 (the contrastive loss needs a negative)"),
             "epochs": (self.epochs >= 1, "at least 1"),
             "precision": (self.precision in PRECISIONS, f"one of {PRECISIONS}"),
             "memory_format": (self.memory_format in MEMORY_FORMATS, f"one of {MEMORY_FORMATS}"),
+            "adam_impl": (self.adam_impl in ADAM_IMPLS, f"one of {ADAM_IMPLS}"),
             "cv_fold": (self.cv_folds == 0 or 0 <= self.cv_fold < self.cv_folds, "0 <= cv_fold < cv_folds"),
         }
         for name, (ok, expected) in checks.items():

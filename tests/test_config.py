@@ -39,15 +39,17 @@ def test_overrides_are_typed_and_bad_ones_are_named():
         preset_config("huge")
 
 
-def test_numerics_default_to_bf16_channels_last_and_bad_ones_are_named():
+def test_numerics_default_to_bf16_channels_last_fused_adam_and_bad_ones_are_named():
     cfg = RunConfig()
-    assert (cfg.precision, cfg.memory_format) == ("bf16", "channels_last")
-    reference = with_overrides(cfg, {"precision": "fp32", "memory_format": "contiguous"})
+    assert (cfg.precision, cfg.memory_format, cfg.adam_impl) == ("bf16", "channels_last", "fused")
+    reference = with_overrides(cfg, {"precision": "fp32", "memory_format": "contiguous", "adam_impl": "torch"})
     assert reference.hash != cfg.hash and with_overrides(cfg, {"precision": "fp32"}).hash != reference.hash
     with pytest.raises(ValueError, match=r"config field 'precision' = 'fp16': expected one of \('bf16', 'fp32'\)"):
         with_overrides(cfg, {"precision": "fp16"})
     with pytest.raises(ValueError, match=r"config field 'memory_format' = 'nhwc': expected one of \('channels_last', 'contiguous'\)"):
         with_overrides(cfg, {"memory_format": "nhwc"})
+    with pytest.raises(ValueError, match=r"config field 'adam_impl' = 'foreach': expected one of \('fused', 'torch'\)"):
+        with_overrides(cfg, {"adam_impl": "foreach"})
 
 
 def test_a_run_is_recreated_from_its_logged_config():
@@ -64,4 +66,5 @@ def test_the_paper_preset_sets_only_sizes_and_reports_list_the_others_departures
     assert paper_departures(paper) == []
     small = paper_departures(preset_config("small"))
     assert "lr 0.001 (paper preset: 0.0001)" in small and "model.init he (paper preset: torch)" in small
-    assert len(small) == len(set(PRESETS["small"]) | set(PRESETS["paper"])) - 1  # all but batch_size 32 (the same)
+    assert "batch_size 16 (paper preset: 32)" in small and "lr_warmup 0.05 (paper preset: 0.0)" in small
+    assert len(small) == len(set(PRESETS["small"]) | set(PRESETS["paper"]))  # every field differs

@@ -40,12 +40,13 @@ def _unit(seed: int, n: int) -> torch.Tensor:
     return torch.nn.functional.normalize(torch.randn(n, DIM, generator=torch.Generator().manual_seed(seed)), dim=-1)
 
 
-REFERENCE = {"precision": "fp32", "memory_format": "contiguous"}  # the same numbers on every machine
+REFERENCE = {"precision": "fp32", "memory_format": "contiguous", "adam_impl": "torch"}  # the same numbers on every machine
 
 
 def _epoch(overrides: dict, numerics: dict = REFERENCE) -> dict:
     torch.set_num_threads(1)
-    cfg = preset_config("tiny", {**overrides, "batch_size": 8, **numerics})
+    # lambda_heat as the tiny preset had it when these numbers were pinned: they pin the objectives, not the preset
+    cfg = preset_config("tiny", {**overrides, "batch_size": 8, "lambda_heat": 20.0, **numerics})
     clip = ClipFeatures(_unit(1, N), _unit(2, 50)) if cfg.uses_clip else None
     restyled = Split(seed=3) if cfg.restyled else None  # the twin: same labels, other pixels
     if restyled is not None:
@@ -65,7 +66,7 @@ def test_each_objective_is_pinned(overrides):
 @pytest.mark.parametrize("native", [True, False], ids=["bf16", "no-bf16"])
 @pytest.mark.parametrize("overrides", list(PINNED)[:2], ids=lambda o: "+".join(v for _, v in o))
 def test_the_default_numerics_stay_near_the_reference(overrides, native, monkeypatch):
-    """Channels-last, in bf16 autocast where the device has bf16 units (forced here either way), else fp32."""
+    """Channels-last and the fused Adam, in bf16 autocast where the device has bf16 units (forced here either way), else fp32."""
     monkeypatch.setattr(evaluate, "bf16_native", lambda device: native)
     losses = _epoch(dict(overrides), numerics={})
     got = tuple(losses[k] for k in ("loss", "heat", "pose", "con"))

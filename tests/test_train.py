@@ -123,7 +123,7 @@ def test_the_guard_reports_the_first_bad_step_when_it_reads_it(monkeypatch):
 
 def test_a_step_reads_nothing_back_from_the_device(monkeypatch):
     """Losses are summed and guarded on the device: an epoch reads them back once, plus the progress bar's
-    redraws. (Counted: the reads by the suite's own code; Adam's step counts live on the CPU on every device.)"""
+    redraws. (Counted: the reads by the suite's own code; the fused Adam keeps its step counts on the device.)"""
     reads = []
 
     def counted(name):
@@ -182,12 +182,15 @@ def test_training_on_the_real_dataset_formats(store, tmp_path, capsys):
     assert run.data.params["source"] == "freihand" and run.data.params["targets"] == "('stb', 'rhd')"
 
 
-def test_scheduled_lr_constant_and_cosine():
+def test_scheduled_lr_constant_cosine_and_warmup():
     constant = _baseline(lr=1e-3, lr_schedule="constant")
     assert [loop.scheduled_lr(constant, s, 10) for s in (0, 5, 9)] == [1e-3, 1e-3, 1e-3]
     cosine = _baseline(lr=1e-3, lr_schedule="cosine")
     # 0.5 (1 + cos(pi s / 10)): 1 at s = 0, 0.5 at s = 5, (1 + cos(0.9 pi)) / 2 = 0.02447 at s = 9
     assert [loop.scheduled_lr(cosine, s, 10) for s in (0, 5, 9)] == pytest.approx([1e-3, 5e-4, 2.447e-5], rel=1e-3)
+    warm = _baseline(lr=1e-3, lr_schedule="cosine", lr_warmup=0.4)
+    # 4 of the 10 steps warm up: steps 0-3 scaled by 1/4 .. 4/4 of the cosine's 1.0, 0.9755, 0.9045, 0.7939
+    assert [loop.scheduled_lr(warm, s, 10) for s in (0, 1, 3, 5)] == pytest.approx([2.5e-4, 4.878e-4, 7.939e-4, 5e-4], rel=1e-3)
 
 
 def test_per_sample_errors_reproduce_the_logged_metrics(store):

@@ -50,7 +50,7 @@ def test_all_four_parameters_and_the_papers_names_are_accepted(store):
     assert len(plan.cells()) == 4 * 3 * 3 * 4
     assert TunePlan(base, folds=2, params=("r", "lambda1", "lambda2", "lambda3")).params == ALL_FOUR
     # lambda1 / lambda2: the base value times (0.1, 1, 10), so the grid holds what the base trains with.
-    assert base.lambda_heat == 20.0 and plan.candidates("lambda_heat") == (2.0, 20.0, 200.0)
+    assert base.lambda_heat == 200.0 and plan.candidates("lambda_heat") == (20.0, 200.0, 2000.0)
     assert plan.candidates("lambda_pose") == (0.1, 1.0, 10.0)
     paper = TunePlan(preset_config("paper"), params=("lambda_heat",))
     assert paper.candidates("lambda_heat") == (0.1, 1.0, 10.0)  # around the paper's lambda1 = 1

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from render_reference import PATH, render_reference
 
@@ -13,7 +14,7 @@ from repro.data.geometry import project
 from repro.data.synthetic import render_range, sample_rng
 from repro.data.world.raycast import ray_capsule, ray_sphere
 from repro.data.world.render import pixel_rays, take
-from repro.data.world.scene import draw_scene, joint_radii, render_scenes
+from repro.data.world.scene import blurred, draw_scene, joint_radii, render_scenes
 from repro.data.world.style import COLOUR_RGB
 
 
@@ -121,3 +122,23 @@ def test_the_render_workers_allocator_tuning_applies_on_glibc():
     code = "from repro.allocator import keep_freed_memory; print(keep_freed_memory())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == str(platform.libc_ver()[0] == "glibc")
+
+
+def test_blur_is_a_normalised_separable_gaussian_per_image():
+    image = torch.zeros(3, 3, 9, 9)
+    image[:, :, 4, 4] = 1.0
+    image[2] = 0.25  # a flat image stays flat: replicated edges, weights that sum to 1
+    out = blurred(image, torch.tensor([0.0, 1.0, 2.0]))
+    assert torch.equal(out[0], image[0])  # sigma 0: untouched
+    # sigma 1, radius 3: weights exp(-x^2 / 2) / 2.5059; the centre is the middle one squared, 0.39905^2
+    w = torch.exp(-(torch.arange(-3.0, 4.0) ** 2) / 2)
+    w = w / w.sum()
+    assert out[1, 0, 4, 4].item() == pytest.approx(w[3].item() ** 2, rel=1e-6) and w[3].item() ** 2 == pytest.approx(0.1592, abs=1e-4)
+    assert out[1, 0, 4, 5].item() == pytest.approx((w[3] * w[4]).item(), rel=1e-6) and out[1].sum().item() == pytest.approx(3.0, rel=1e-6)
+    assert torch.allclose(out[2], torch.full_like(out[2], 0.25))
+
+
+def test_only_stb_and_its_style_diagnostic_render_a_softer_noisier_camera():
+    soft = {name for name, spec in DOMAINS.items() if spec.blur != (0.0, 0.0)}
+    assert soft == {"synth-stb", "synth-stb-style"}
+    assert DOMAINS["synth-stb"].sensor_noise == (0.04, 0.08) and DOMAINS["synth-frei"].sensor_noise == (0.005, 0.02)

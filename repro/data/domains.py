@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from repro.data.errors import DataError
 from repro.data.world.vocabulary import BACKDROPS, HAND_COLOURS, PATTERNS, SCENERY, SCENES
 
-GENERATOR_VERSION = 4  # bump whenever a change to the world alters any rendered sample
+GENERATOR_VERSION = 5  # bump whenever a change to the world alters any rendered sample
 
 LIGHTINGS = ("normal", "bright", "dark")  # the world's lighting presets (repro.data.world.style.LIGHTING)
 
@@ -52,6 +52,10 @@ class DomainSpec:
     # spec reads like its dataset's camera.
     focal_px: tuple[float, float]
     off_axis_deg: float = 12.0  # how far from the optical axis the hand may sit (each of x and y)
+    # The camera's image quality: per-pixel Gaussian noise (sigma, share of full scale) and a Gaussian
+    # blur (sigma as a share of the crop's side, so that it looks alike at every render size).
+    sensor_noise: tuple[float, float] = (0.005, 0.02)
+    blur: tuple[float, float] = (0.0, 0.0)
     versions: int = 1  # renders per pose: sample i shows pose i // versions in version i % versions
     replaced_backdrops: tuple[str, ...] = ()  # versions 1.. draw their backdrop from these
     replaced_scenes: tuple[str, ...] = ()  # ... and their scene from these (empty: `scenes`)
@@ -85,6 +89,8 @@ STYLE_FIELDS = (
     "versions",
     "lighting",
     "scenes",
+    "sensor_noise",
+    "blur",
 )
 VIEW_FIELDS = ("azimuth", "elevation", "roll", "distance_mm", "focal_px", "off_axis_deg")
 
@@ -150,8 +156,13 @@ STB = DomainSpec(
     # STB: 6 backgrounds (B1-B6), office rooms; here rooms whose back wall has one of 6 plain colours
     # (white and beige left out: on them the pale-yellow hand all but vanishes, RESULTS.md).
     backdrops=("gray", "brown", "orange", "sky blue", "pink", "yellow"),
-    lighting=("normal",),  # STB: indoor office light (from its images), which the source's bright studio never shows
+    # STB: a dim indoor office (from memory of its frames), which the source's bright studio never shows.
+    lighting=("dark",),
     scenes=("room",),  # STB: a real room behind the hand (wall and floor here)
+    # STB: the RealSense F200's colour stream, noisier and softer than FreiHAND's studio cameras (from
+    # memory of its frames): noise of 4-8% and a blur of about one pixel at 128 px (0.6-1.0% of the side).
+    sensor_noise=(0.04, 0.08),
+    blur=(0.006, 0.010),
     # STB (from memory of its frames, not checked against the paper): the subject raises the left hand
     # (mirrored here to a right hand) in front of the camera, fingers roughly up, mostly the palm
     # towards the camera while counting, turned further in the random sequence.

@@ -9,7 +9,7 @@ The search is a grid, not TPE: each point is a deterministic k-fold estimate, an
 objective saves little on a few dozen points. CANDIDATES: for r and lambda3 the values the paper's
 Tables 4a and 5 try; for lambda1 and lambda2 the paper gives no grid, so ours is the base config's
 value times (0.1, 1, 10) (RELATIVE), which holds the value the base trains with (the paper's 1, or
-the CPU presets' lambda_heat 20, presets.CPU_TRAINING) and one decade either side. The full grid is
+the CPU presets' lambda_heat 200, presets.CPU_TRAINING) and one decade either side. The full grid is
 4 x 3 x 3 x 4 = 144 points, each K trainings: `--params ratio,lambda_con` searches the 16 points of
 the two parameters the paper ablates, `--trials N` evaluates N grid points drawn with a fixed seed.
 
@@ -35,7 +35,7 @@ from repro.studies.runner import Cell, study_name
 
 # Candidate values per parameter, in canonical order. RELATIVE ones are factors of the base config's
 # value: the paper gives no grid for lambda1 / lambda2, and the base value (paper 1, CPU presets'
-# lambda_heat 20) must be a candidate.
+# lambda_heat 200) must be a candidate.
 CANDIDATES = {
     "ratio": (0.4, 0.6, 0.8, 0.9),  # r: Table 4a
     "lambda_heat": (0.1, 1.0, 10.0),  # lambda1: x the base value (the paper gives no grid)

@@ -55,20 +55,25 @@ def seed_everything(seed: int) -> None:
 
 
 def new_state(cfg: RunConfig, clip_dim: int, device) -> TrainState:
-    """A fresh model, seeded by cfg.seed, in cfg.memory_format, and the paper's Adam for it."""
+    """A fresh model, seeded by cfg.seed, in cfg.memory_format, and the paper's Adam for it (cfg.adam_impl)."""
     seed_everything(cfg.seed)
     model = HandPoseModel(dataclasses.replace(cfg.model, clip_dim=clip_dim)).to(
         device, memory_format=TORCH_MEMORY_FORMATS[cfg.memory_format]
     )
-    return TrainState(model, torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)))
+    fused = cfg.adam_impl == "fused" or None  # None: PyTorch picks
+    return TrainState(model, torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused))
 
 
 def scheduled_lr(cfg: RunConfig, step: int, total_steps: int) -> float:
     """Learning rate at optimiser step `step` (0-based) of `total_steps`; a pure function of the step,
-    so a resumed run continues the schedule exactly."""
+    so a resumed run continues the schedule exactly. Over the first w = cfg.lr_warmup * total_steps
+    steps it is scaled by (step + 1) / w: without a warm-up the He-initialised net, which has no
+    normalisation layers, blew up early in a run at full lr and never recovered (RESULTS.md)."""
+    w = cfg.lr_warmup * total_steps
+    warm = min(1.0, (step + 1) / w) if w > 0 else 1.0
     if cfg.lr_schedule == "constant":
-        return cfg.lr
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
+        return cfg.lr * warm
+    return cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
 
 
 class _Guard:

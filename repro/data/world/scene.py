@@ -59,7 +59,8 @@ def draw_scene(domain, rng: np.random.Generator, version: int = 0, background_rn
         "lighting": choice(rng, domain.lighting),
         "light_dir": rng.uniform([-0.8, -0.9, -1.0], [0.8, 0.3, -1.0]),
         "noise_seed": int(rng.integers(2**31)),
-        "noise_sigma": rng.uniform(0.005, 0.02),
+        "noise_sigma": rng.uniform(*domain.sensor_noise),
+        "blur": rng.uniform(*domain.blur),
         "head": choice(rng, HEADS),
         "hand_word": choice(rng, HANDS),
         "slot_is_lighting": bool(rng.uniform() < 0.5),
@@ -119,7 +120,7 @@ def scene_caption(scene: dict) -> str:
 
 
 def restyle_scene(scene: dict, style: dict, rng: np.random.Generator) -> dict:
-    """`scene` in another style: the same hand, pose, camera, crop, light direction and sensor noise,
+    """`scene` in another style: the same hand, pose, camera, crop, light direction, sensor noise and blur,
     with `style`'s hand colour and lighting, and a background of its backdrop and scene drawn from `rng`,
     rendered as drawn (NEUTRAL_RECOLOURING)."""
     out = dict(scene, hand_colour=style["hand_colour"], lighting=style["lighting"], **NEUTRAL_RECOLOURING)
@@ -291,6 +292,7 @@ def render_scenes(scenes: list[dict], size: int) -> dict:
     image.view(-1).index_copy_(0, at.view(-1), (albedo.index_select(0, b) * (shade * gain.index_select(0, b))[:, None]).view(-1))
     image.mul_((_tensor(scenes, "white_balance") * _tensor(scenes, "exposure")[:, None])[..., None, None])
     mask = raster.prim >= 0
+    image = blurred(image, _tensor(scenes, "blur") * size)
     # In place from here on: these full-frame passes cost as much as shading the hand.
     noise = torch.empty_like(image)
     for i, scene in enumerate(scenes):
@@ -308,6 +310,21 @@ def render_scenes(scenes: list[dict], size: int) -> dict:
         "mask": mask,
         "depth": raster.depth,
     }
+
+
+def blurred(image: torch.Tensor, sigma_px: torch.Tensor) -> torch.Tensor:
+    """Each image (B,3,S,S) blurred by a separable Gaussian of its own sigma (B,) in pixels; 0: unchanged.
+    Edges are replicated, so a blurred border does not darken."""
+    out = image.clone()
+    for i in torch.nonzero(sigma_px > 0).flatten().tolist():
+        s = float(sigma_px[i])
+        r = max(1, int(np.ceil(3 * s)))
+        k = torch.exp(-(torch.arange(-r, r + 1, dtype=image.dtype) ** 2) / (2 * s * s))
+        k = (k / k.sum()).expand(3, 1, -1)
+        x = torch.nn.functional.pad(image[i : i + 1], (r, r, r, r), mode="replicate")
+        x = torch.nn.functional.conv2d(x, k[..., None, :], groups=3)  # along rows
+        out[i] = torch.nn.functional.conv2d(x, k[..., :, None], groups=3)[0]  # along columns
+    return out
 
 
 def joint_radii(scale: torch.Tensor) -> torch.Tensor:
