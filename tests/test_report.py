@@ -176,6 +176,7 @@ def test_report_cells_are_the_mlflow_runs(table4a, tmp_path, capsys, monkeypatch
     assert list(decisions) == [d.name for d in DECISIONS]
     assert decisions["heatmap sigma (heatmap pixels)"] == "1.0" and decisions["eq. 4 form"] == "paper"
     assert decisions["evaluation root"].startswith("palm centre") and decisions["weight init"] == "he"
+    assert decisions["lr warm-up (share of steps)"] == "0.05" and decisions["Adam implementation"] == "fused"
     assert "## Decisions" in md and "<h2>Decisions</h2>" in (out / "table4a.tiny.html").read_text()
     assert "\\subsection*{Decisions}" in (out / "table4a.tiny.tex").read_text()
     index = (out / "index.md").read_text()
