@@ -6,8 +6,10 @@ reused, an unfinished one is continued (same run id), so the studies' dedupe and
 through a real MLflow store. It imports no torch, so a worker starts in seconds.
 
 $REPRO_FAKE_LOG: a file that gets "start <hash> <pid>" and "end <hash> <pid>" per training (not
-per reuse). $REPRO_FAKE_SLEEP: seconds a training takes (default 0); $REPRO_FAKE_SLOW
-("<hash>=<seconds>,..."): the configs that take longer. Metrics are made up from the
+per reuse). $REPRO_FAKE_SLEEP: seconds a training takes (default 0); $REPRO_FAKE_AWAIT
+("<hash>=<n>,..."): configs whose training also lasts until n trainings of other processes have
+started after it (as the log shows; at most AWAIT_TIMEOUT_S): a cell kept in flight until a second
+worker has provably worked beside it, however slowly that worker starts. Metrics are made up from the
 hash, so they are stable across runs (or given by the caller), and like train_run it logs every
 split's per-sample errors (per_sample/<split>.parquet, whose hand3d EPE is the split's metric) and
 PCK curves (pck_curves.json).
@@ -45,9 +47,20 @@ def _log(event: str, config_hash: str) -> None:
             f.write(f"{event} {config_hash} {os.getpid()}\n")
 
 
-def _seconds(config_hash: str) -> float:
-    slow = dict(item.split("=") for item in os.environ.get("REPRO_FAKE_SLOW", "").split(",") if item)
-    return float(slow.get(config_hash, os.environ.get("REPRO_FAKE_SLEEP", "0")))
+AWAIT_TIMEOUT_S = 120.0
+
+
+def _await_peers(config_hash: str) -> None:
+    wanted = dict(item.split("=") for item in os.environ.get("REPRO_FAKE_AWAIT", "").split(",") if item).get(config_hash)
+    if wanted is None:
+        return
+    me, deadline = str(os.getpid()), time.monotonic() + AWAIT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        lines = Path(os.environ["REPRO_FAKE_LOG"]).read_text().splitlines()
+        mine = max(i for i, line in enumerate(lines) if line == f"start {config_hash} {me}")
+        if sum(line.startswith("start ") and line.split()[2] != me for line in lines[mine + 1 :]) >= int(wanted):
+            return
+        time.sleep(0.1)
 
 
 def fake_metrics(cfg) -> dict:
@@ -98,7 +111,8 @@ def train(cfg, parent_run_id=None, extra_tags=None, metrics=None):
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
     client.update_run(run_id, status="RUNNING")
-    time.sleep(_seconds(cfg.hash))
+    time.sleep(float(os.environ.get("REPRO_FAKE_SLEEP", "0")))
+    _await_peers(cfg.hash)
     metrics = metrics or fake_metrics(cfg)
     _log_samples(client, run_id, cfg, metrics)
     now = int(time.time() * 1000)

@@ -401,13 +401,14 @@ def _pooled_plans() -> list[TablePlan]:
 def test_a_killed_pool_resumes_as_two_workers_with_no_barrier_between_tables(store, tmp_path, shared_cache):
     """SIGKILL `repro table4a table4b` while Table 4(a)'s fourth training runs; started again as two
     workers, the pool retries the killed cell (continuing its MLflow run), trains every other missing
-    training once, both workers train, and one starts on Table 4(b) while Table 4(a)'s last cell (made
-    slow) is still in flight. One table alone (`repro table4a`) runs the same pool with one plan."""
+    training once, both workers train, and one starts on Table 4(b) while Table 4(a)'s last cell (held
+    until then) is still in flight. One table alone (`repro table4a`) runs the same pool with one plan."""
     log = tmp_path / "trained.log"
     a_plan = _pooled_plans()[0]
     last = a_plan.configs(a_plan.spec.row("IE+TE r=0.4"), 0)["STB"].hash
-    # Table 4(a)'s last cell takes 8 s: time for the later of the two resumed workers to start on a loaded machine.
-    env = {**_fake_env(store, shared_cache, log, sleep=0.5), "REPRO_FAKE_SLOW": f"{last}=8"}
+    # Table 4(a)'s last cell lasts until the other worker has started two trainings beside it: a fixed 8 s
+    # was not always enough for the later of the two resumed workers to start on a loaded machine.
+    env = {**_fake_env(store, shared_cache, log, sleep=0.5), "REPRO_FAKE_AWAIT": f"{last}=2"}
     cmd = [sys.executable, "-m", "repro", *POOLED, "--preset", "tiny"]
     killed, before, printed = _kill_then_resume(cmd, env, tmp_path, log, finished=3)  # while the fourth training runs
     assert killed != last and "Table 4(a)" in printed and "Table 4(b)" in printed
