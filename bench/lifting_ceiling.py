@@ -16,22 +16,22 @@ import dataclasses
 import torch
 
 from repro.geometry3d import normalize_pose
-from repro.losses import gaussian_heatmaps, pose_loss
+from repro.losses import pose_loss
 from repro.metrics import epe_mm, predictions_to_mm
 from repro.model.hand_pose import HandPoseModel
 from repro.presets import preset_config
 from repro.train.data import load_split
 from repro.train.loop import scheduled_lr, seed_everything
+from repro.train.objectives import Baseline, Batch
 
 BATCH = 32
 
 
 def heatmaps(cfg, uv: torch.Tensor, visible: torch.Tensor, noise_px: float, generator: torch.Generator) -> torch.Tensor:
-    size = cfg.model.input_size
-    uv_in = (uv + 0.5) * (size / cfg.image_size) - 0.5
+    """The training step's heatmap targets (Baseline.targets) of joints moved by noise_px input pixels."""
     if noise_px:
-        uv_in = uv_in + noise_px * torch.randn(uv_in.shape, generator=generator)
-    return gaussian_heatmaps(uv_in, visible, size, cfg.model.heatmap_size, cfg.heatmap_sigma)
+        uv = uv + noise_px * (cfg.image_size / cfg.model.input_size) * torch.randn(uv.shape, generator=generator)
+    return Baseline(cfg).targets(Batch(None, uv, visible, torch.zeros(*uv.shape[:2], 3)), cfg.model.heatmap_size)[0]
 
 
 def main() -> None:
