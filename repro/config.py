@@ -22,8 +22,9 @@ from repro.model.config import ModelConfig
 # old runs are not reused for new ones (v2: heatmap_sigma in heatmap pixels at every grid size;
 # v3: Branch1's stage 3 with the supplement's six conv128 layers, hand3d's visible-joint metrics;
 # v4: bf16 autocast where the device has bf16 units and channels-last by default, Table 6's augmentations
-# batched, with other random draws; v5: the fused Adam kernel by default, whose rounding differs).
-TRAINER_VERSION = 5
+# batched, with other random draws; v5: the fused Adam kernel by default, whose rounding differs; v6: paired
+# rows, a seed's models start alike with or without Branch2 and see one batch order).
+TRAINER_VERSION = 6
 
 
 LR_SCHEDULES = ("constant", "cosine")  # the paper's fixed Adam lr; cosine decay to 0 over the run

@@ -339,3 +339,19 @@ def test_he_init_starts_eq4_inside_its_floor():
         out = model(images, torch.nn.functional.normalize(torch.randn(16, 32), dim=1))
     d = torch.cdist(out.e1p, out.e1p, p=1)
     assert 0 < d.max().item() < 0.5
+
+
+@pytest.mark.parametrize("init", ["he", "torch"])
+def test_a_seed_draws_the_shared_parts_alike_with_or_without_branch2(init):
+    """Paired rows: the Baseline of a seed starts from the weights its CLIP rows start from."""
+    models = []
+    for branch2 in (False, True):
+        torch.manual_seed(3)
+        models.append(HandPoseModel(_small(branch2=branch2, init=init)))
+    without, with_b2 = (dict(m.named_parameters()) for m in models)
+    assert without.keys() < with_b2.keys()
+    for name, p in without.items():
+        assert torch.equal(p, with_b2[name]), name
+    torch.manual_seed(4)  # and another seed draws other weights
+    other = dict(HandPoseModel(_small(branch2=False, init=init)).named_parameters())
+    assert not torch.equal(other["h2d.trunk.0.0.weight"], without["h2d.trunk.0.0.weight"])

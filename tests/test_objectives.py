@@ -3,7 +3,9 @@
 The Baseline and IE+TE epochs were computed by the loop before the objectives were split out of it,
 so the refactor kept every method's numbers; the restyle objectives are pinned as first written, the
 normal-augmentation ones as the batched augmentation (trainer v4) draws them. All on the reference
-numerics (fp32, contiguous), which v4's device-side loss sums and targets left unchanged."""
+numerics (fp32, contiguous), which v4's device-side loss sums and targets left unchanged. Trainer v6
+re-pinned them all: paired rows draw other initial weights and batch orders (the Baseline and IE+TE
+now share their heatmap loss to 1e-6 in this first epoch)."""
 
 import pytest
 import torch
@@ -15,12 +17,12 @@ from repro.train.objectives import OBJECTIVES
 
 N, SIZE, DIM = 32, 32, 16
 PINNED = {  # method overrides -> the epoch's mean losses (loss, heat, pose, con)
-    (("mode", "baseline"),): (2.67967, 0.112179, 0.436088, 0.0),
-    (("mode", "iete"),): (2.767053, 0.11885, 0.43594, -0.458829),
-    (("mode", "baseline"), ("augment", "normal-supervised")): (2.72458, 0.114428, 0.436012, 0.0),
-    (("mode", "baseline"), ("augment", "normal-contrastive")): (2.76474, 0.118848, 0.43594, -0.481618),
-    (("mode", "baseline"), ("augment", "restyle-supervised")): (2.678783, 0.112142, 0.435937, 0.0),
-    (("mode", "baseline"), ("augment", "restyle-contrastive")): (2.764019, 0.118848, 0.43594, -0.48891),
+    (("mode", "baseline"),): (2.705092, 0.113443, 0.436224, 0.0),
+    (("mode", "iete"),): (2.660117, 0.113442, 0.436208, -0.449315),
+    (("mode", "baseline"), ("augment", "normal-supervised")): (2.692388, 0.112811, 0.436174, 0.0),
+    (("mode", "baseline"), ("augment", "normal-contrastive")): (2.656898, 0.113449, 0.436223, -0.483019),
+    (("mode", "baseline"), ("augment", "restyle-supervised")): (2.715774, 0.113975, 0.436272, 0.0),
+    (("mode", "baseline"), ("augment", "restyle-contrastive")): (2.655885, 0.113442, 0.436223, -0.491743),
 }
 
 
@@ -70,7 +72,13 @@ def test_the_default_numerics_stay_near_the_reference(overrides, native, monkeyp
     monkeypatch.setattr(evaluate, "bf16_native", lambda device: native)
     losses = _epoch(dict(overrides), numerics={})
     got = tuple(losses[k] for k in ("loss", "heat", "pose", "con"))
-    assert got == pytest.approx(PINNED[overrides], rel=0.01 if native else 1e-5, abs=1e-3 if native else 2e-5)
+    if not native:
+        assert got == pytest.approx(PINNED[overrides], rel=1e-5, abs=2e-5)
+        return
+    assert got[:3] == pytest.approx(PINNED[overrides][:3], rel=0.01, abs=1e-3)
+    # L_Con is a difference of two L1 distances of similar size: bf16's rounding of each (2^-8 relative)
+    # is a larger share of their difference (measured: -0.4615 against -0.4493 in fp32)
+    assert got[3] == pytest.approx(PINNED[overrides][3], abs=0.03)
 
 
 def test_every_method_of_the_config_has_an_objective():

@@ -250,3 +250,33 @@ def test_a_subset_reads_its_rows_from_the_splits_images_without_copying_them():
     last = odd.subset(torch.tensor([False, False, True]), "last")  # a subset of a subset: rows of the same tensor
     assert last.images.images is images and torch.equal(last.images[0:1], images[[5]])
     assert last.digest != odd.digest != split.digest
+
+
+def test_the_rows_of_a_seed_see_the_same_batches(monkeypatch):
+    """Paired rows: the Baseline and IE+TE of a seed get one batch order although IE+TE draws prompts from
+    the global generator; another seed gets another order."""
+    seen = []
+
+    def recording(factory):
+        def build(cfg):
+            objective = factory(cfg)
+            return lambda model, batch: seen[-1].append(batch.uv.clone()) or objective(model, batch)
+
+        return build
+
+    monkeypatch.setattr(loop, "OBJECTIVES", {k: recording(v) for k, v in objectives.OBJECTIVES.items()})
+    cpu, split = torch.device("cpu"), _Split()
+    clip = loop.ClipFeatures(
+        torch.nn.functional.normalize(torch.randn(len(split), 16), dim=1), torch.nn.functional.normalize(torch.randn(40, 16), dim=1)
+    )
+    for mode, seed in (("baseline", 0), ("iete", 0), ("baseline", 1)):
+        cfg = _baseline(mode=mode, seed=seed, batch_size=8)
+        state = loop.new_state(cfg, 16, cpu)
+        seen.append([])
+        for _ in range(2):
+            loop.train_epoch(cfg, state, split, clip if mode == "iete" else None, cpu)
+            state.epoch += 1
+    baseline, iete, other_seed = (torch.cat(s) for s in seen)
+    assert len(baseline) == 2 * len(split)  # two epochs of 4 batches of 8
+    assert torch.equal(baseline, iete) and not torch.equal(baseline, other_seed)
+    assert not torch.equal(baseline[: len(split)], baseline[len(split) :])  # each epoch its own order

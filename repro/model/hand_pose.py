@@ -33,11 +33,16 @@ class HandPoseModel(nn.Module):
     def __init__(self, cfg: ModelConfig | None = None):
         super().__init__()
         self.cfg = cfg or ModelConfig()
+        # Paired rows: the parts every model has draw their weights alike whether or not it has a Branch2.
+        # He init draws from a generator of its own, seeded by the first draw; f_PP is built before f_H2D,
+        # whose Branch2 comes last, so PyTorch's default init draws f_PP, the trunk and Branch1 first too.
+        he = torch.Generator().manual_seed(int(torch.randint(2**62, (), device="cpu")))
+        pose_prior = PosePrior(self.cfg)
         self.h2d = HeatmapNet(self.cfg)
-        self.pose_prior = PosePrior(self.cfg)
+        self.pose_prior = pose_prior
         if self.cfg.init == "he":
             for part in (self.h2d.trunk, self.h2d.stage1, self.h2d.stage2, self.h2d.stage3, self.pose_prior):
-                part.apply(self._he_init)
+                part.apply(lambda module: self._he_init(module, he))
             if self.h2d.branch2 is not None:
                 # Eq. 4 is bounded only while d_neg stays under its 0.5 floor. On He-scale trunk features the
                 # default-init embeddings start at d_neg ~ 0.9 and the loss ran away within 50 batches; at
@@ -45,12 +50,12 @@ class HandPoseModel(nn.Module):
                 with torch.no_grad():
                     self.h2d.branch2.projection.net[-1].weight.mul_(PROJECTION_OUTPUT_SCALE)
 
-    def _he_init(self, module: nn.Module) -> None:
+    def _he_init(self, module: nn.Module, generator: torch.Generator) -> None:
         """He (Kaiming) normal init for the LeakyReLU slope, zero biases, on the LeakyReLU chains: the trunk,
         Branch1 and f_PP. Branch2 keeps PyTorch's default: its layers are plain convs and linears (and a
         ReLU), so the LeakyReLU gain does not apply to them."""
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(module.weight, a=self.cfg.leaky_slope, nonlinearity="leaky_relu")
+            nn.init.kaiming_normal_(module.weight, a=self.cfg.leaky_slope, nonlinearity="leaky_relu", generator=generator)
             nn.init.zeros_(module.bias)
 
     def forward(self, images: torch.Tensor, clip_feature: torch.Tensor | None = None, embed: bool = False) -> HandPoseOutput:

@@ -110,7 +110,7 @@ class HeatmapNet(nn.Module):
         self.n_features = c(128)
         self.stage2 = self._refine_stage(cfg, 7)  # L30-L36, L37
         self.stage3 = self._refine_stage(cfg, 6)  # L39-L44, L45: one conv128 fewer, as Table 1 lists
-        self.branch2 = Branch2(cfg) if cfg.branch2 else None
+        self.branch2 = Branch2(cfg) if cfg.branch2 else None  # built last: see HandPoseModel on paired rows
 
     @staticmethod
     def _refine_stage(cfg: ModelConfig, n_convs: int) -> nn.Sequential:

@@ -54,6 +54,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator of epoch `epoch`'s batch order: a function of (seed, epoch) alone, so every row of a
+    table with one seed sees the same batches, whatever its objective draws from the global generator."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+
+
 def new_state(cfg: RunConfig, clip_dim: int, device) -> TrainState:
     """A fresh model, seeded by cfg.seed, in cfg.memory_format, and the paper's Adam for it (cfg.adam_impl)."""
     seed_everything(cfg.seed)
@@ -106,7 +112,7 @@ def train_epoch(cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | N
     model, optimizer = state.model, state.optimizer
     model.train()
     objective = OBJECTIVES[cfg.objective](cfg)
-    order = torch.randperm(len(train))
+    order = torch.randperm(len(train), generator=epoch_generator(cfg.seed, state.epoch))
     n_batches = len(train) // cfg.batch_size  # drop the last partial batch: L_Con needs a negative
     sums = torch.zeros(len(LOSSES), device=device)
     guard = _Guard(device)
