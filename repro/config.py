@@ -68,6 +68,7 @@ class RunConfig:
     lr: float = 1e-4
     lr_schedule: str = "constant"
     lr_warmup: float = 0.0  # share of the run's optimiser steps over which the lr ramps up linearly; 0: none
+    grad_clip: float = 0.0  # largest global gradient norm an optimiser step takes (larger ones are scaled down); 0: none
     beta1: float = 0.9
     beta2: float = 0.999
     batch_size: int = 32
@@ -89,6 +90,7 @@ class RunConfig:
             "contrastive": (self.contrastive in ("paper", "triplet"), "'paper' or 'triplet'"),
             "lr_schedule": (self.lr_schedule in LR_SCHEDULES, f"one of {LR_SCHEDULES}"),
             "lr_warmup": (0.0 <= self.lr_warmup < 1.0, "a share of the run's steps in [0, 1)"),
+            "grad_clip": (self.grad_clip >= 0.0, "a gradient norm >= 0 (0: no clipping)"),
             "ratio": (0.0 <= self.ratio <= 1.0, "a number in [0, 1]"),
             "batch_size": (self.batch_size >= 2, "at least 2 (the contrastive loss needs a negative)"),
             "epochs": (self.epochs >= 1, "at least 1"),

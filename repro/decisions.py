@@ -89,6 +89,7 @@ DECISIONS: tuple[Decision, ...] = (
     Decision("weight init", Field("model.init"), "repro.model.hand_pose", "the paper does not say; 'torch' is PyTorch's default"),
     Decision("lr schedule", Field("lr_schedule"), "repro.train.loop", "the paper gives a fixed Adam lr ('constant')"),
     Decision("lr warm-up (share of steps)", Field("lr_warmup"), "repro.train.loop.scheduled_lr", "the paper gives none (0)"),
+    Decision("gradient clipping (global norm)", Field("grad_clip"), "repro.train.loop.train_epoch", "the paper gives none (0)"),
     Decision("Adam implementation", Field("adam_impl"), "repro.train.loop.new_state",
              "the paper does not say; 'fused' is one kernel for every parameter, 'torch' PyTorch's own choice"),
 )  # fmt: skip

@@ -280,3 +280,22 @@ def test_the_rows_of_a_seed_see_the_same_batches(monkeypatch):
     assert len(baseline) == 2 * len(split)  # two epochs of 4 batches of 8
     assert torch.equal(baseline, iete) and not torch.equal(baseline, other_seed)
     assert not torch.equal(baseline[: len(split)], baseline[len(split) :])  # each epoch its own order
+
+
+def test_grad_clip_caps_the_global_gradient_norm_of_every_step():
+    cpu, split = torch.device("cpu"), _Split()
+    norms = {}
+    for clip in (0.0, 0.5):
+        cfg = _baseline(batch_size=8, grad_clip=clip)
+        state = loop.new_state(cfg, 16, cpu)
+        step, norms[clip] = state.optimizer.step, []
+
+        def recorded(*args, step=step, seen=norms[clip], model=state.model, **kwargs):
+            seen.append(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()])).item())
+            return step(*args, **kwargs)
+
+        state.optimizer.step = recorded
+        loop.train_epoch(cfg, state, split, None, cpu)
+    # the same first batch and weights: unclipped its gradient is longer than 0.5, clipped it is 0.5
+    assert norms[0.0][0] > 0.5 and norms[0.5][0] == pytest.approx(0.5, rel=1e-5)
+    assert len(norms[0.5]) == 4 and max(norms[0.5]) <= 0.5 * (1 + 1e-5)

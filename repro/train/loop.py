@@ -141,6 +141,8 @@ def train_epoch(cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | N
                 group["lr"] = scheduled_lr(cfg, state.epoch * n_batches + b, cfg.epochs * n_batches)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.grad_clip > 0:  # on the device: clip_grad_norm_ reads nothing back
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=True)
             optimizer.step()
             sums += values
             if bar.update():  # it redrew (at most every mininterval): show these losses from its next redraw
