@@ -23,7 +23,7 @@ from repro.model.config import ModelConfig
 # v3: Branch1's stage 3 with the supplement's six conv128 layers, hand3d's visible-joint metrics;
 # v4: bf16 autocast where the device has bf16 units and channels-last by default, Table 6's augmentations
 # batched, with other random draws; v5: the fused Adam kernel by default, whose rounding differs; v6: paired
-# rows, a seed's models start alike with or without Branch2 and see one batch order).
+# rows, a seed's models start alike with or without Branch2 and see one batch order; f_PP in fp32 under bf16).
 TRAINER_VERSION = 6
 
 

@@ -4,7 +4,7 @@
 - small: reproduces every table on two CPU cores: 64 px input, 1/8 width (f_PP at 1/2), and training
   choices measured to get a Baseline to half the mean-pose EPE within the CPU budget (README, Status):
   He init, LeakyReLU slope 0.2, lambda_heat 200, Adam at lr 1e-3 with a 5% warm-up and a cosine decay,
-  batch 16, 8 epochs (RESULTS.md, "Calibrating").
+  gradients clipped to a global norm of 10, batch 16, 8 epochs (RESULTS.md, "Calibrating").
 - paper: the paper's sizes (256 px, full width) and its lr and losses, for a GPU; batch size and
   epochs are our choice.
 Reports list every field in which a preset differs from `paper` (presets.paper_departures).
@@ -20,6 +20,9 @@ CPU_TRAINING = {
     "lr": 1e-3,
     "lr_schedule": "cosine",
     "lr_warmup": 0.05,
+    # Some He draws start with huge heatmaps (first heat loss 0.24, gradient norms to 12,000, against
+    # 0.04 and about 5 later): unclipped they fill Adam's second moments for the whole run (RESULTS.md).
+    "grad_clip": 10.0,
 }
 
 PRESETS: dict[str, dict[str, object]] = {

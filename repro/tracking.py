@@ -30,13 +30,22 @@ def tracking_uri() -> str:
 
 
 def client():
-    """An MlflowClient of the suite's store (its folder created for the local SQLite store)."""
+    """An MlflowClient of the suite's store. A local SQLite store is created on first use, under a file
+    lock: two processes creating its tables at once (e.g. two `repro train` on a fresh store) made one
+    fail with "duplicate column name"."""
+    from filelock import FileLock
     from mlflow.tracking import MlflowClient
 
     uri = tracking_uri()
-    if uri.startswith("sqlite:///"):
+    if uri.startswith("sqlite:///") and uri not in _OPENED:
         mlruns_dir().mkdir(parents=True, exist_ok=True)
+        with FileLock(mlruns_dir() / "mlflow.db.lock"):
+            MlflowClient(uri).search_experiments(max_results=1)  # creates or migrates the tables if needed
+        _OPENED.add(uri)
     return MlflowClient(uri)
+
+
+_OPENED: set[str] = set()  # the SQLite stores this process has opened (under the lock)
 
 
 def use_store() -> None:
@@ -59,7 +68,15 @@ def experiment(name: str) -> str:
         return found.experiment_id
     uri = tracking_uri()
     location = None if not uri.startswith("sqlite:///") else (mlruns_dir() / "artifacts" / name).as_uri()
-    return store.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return store.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    except MlflowException:  # another process created it since we looked
+        found = store.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def git_state() -> dict[str, str]:

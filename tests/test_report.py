@@ -256,7 +256,8 @@ def test_claims_differences_and_power_on_a_two_seed_study(store, tmp_path, capsy
 
     # Claims: (paper Δ, ours Δ, P(improvement), verdict); the seeds move every config alike, so a
     # difference is the levels' +- the image draws, and equal levels differ by 0. The draws come from
-    # the config hash, so P(improvement) moves by up to 0.02 with the trainer version (re-pinned at v6).
+    # the config hash, so P(improvement) moves by up to 0.02 when the config's fields or the trainer
+    # version change: it is checked to 0.03.
     # Two seeds widen the seed level 9.2x (statistics.seed_inflation): 10 mm is resolved, 5 mm is not.
     expected = {
         ("IE+TE r=0.6 beats the Baseline (IE+TE r=0.6 vs Baseline)", "STB"): ("-1.14", -10.0, "0.98", "holds"),
@@ -288,7 +289,7 @@ def test_claims_differences_and_power_on_a_two_seed_study(store, tmp_path, capsy
         got_paper, got, low, high, marked, got_p, got_verdict = found[key]
         assert (got_paper, got_verdict) == (paper, verdict) and got == pytest.approx(delta, abs=0.005)
         assert marked == (verdict != "inconclusive") and (low < 0 < high) == (verdict == "inconclusive")
-        assert p is None or got_p == p, (key, got_p)
+        assert p is None or abs(float(got_p) - float(p)) <= 0.03, (key, got_p)
 
     # Table 5 has no Baseline row: its differences are from Table 4(a)'s Baseline runs (the same config).
     md5 = (out / "table5.tiny.md").read_text()

@@ -1,6 +1,7 @@
 """The suite's MLflow store: experiments marked as model training for MLflow 3's UI, training runs
 named, tagged and costed (repro.train.cost), and a table's cost summed for its report (repro.report.cost)."""
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -84,3 +85,20 @@ def test_cost_facts_sum_a_tables_runs():
         ("Devices", "cpu (Xeon): 2 runs, cuda:0 (NVIDIA H200): 1 run"),
     ]
     assert cost_facts({"d": _run(0)}) == [("Compute", "not measured: no cost metrics in the table's 1 run")]
+
+
+def test_processes_opening_a_fresh_store_at_once_all_succeed(tmp_path):
+    """Two `repro train` on a fresh store raced to create its tables and one failed with "duplicate
+    column name"; the store is now created under a lock."""
+    import subprocess
+    import sys
+
+    code = "from repro import tracking; tracking.experiment('repro-train'); print('ok')"
+    env = {**os.environ, "REPRO_MLRUNS": str(tmp_path / "mlruns")}
+    env.pop("REPRO_TRACKING_URI", None)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err[-500:] for _, err in outs]
+    assert [out.strip() for out, _ in outs] == ["ok"] * 4

@@ -12,6 +12,8 @@ unless set; not the 63 / 1 outputs); the flatten sizes follow from the heatmap s
 stride-2 convs with padding 1: n -> ceil(n / 2), i.e. 32 -> 4 at 256 px, never below 1).
 """
 
+from contextlib import nullcontext
+
 import torch
 from torch import nn
 
@@ -58,9 +60,14 @@ class PosePrior(nn.Module):
         self.uz = nn.Linear(c(128), 1)
 
     def forward(self, heatmap: torch.Tensor):
-        """heatmap (B,21,h,w) -> (coords (B,21,3), canonical (B,21,3), rotation (B,3,3))."""
-        canonical = self.fc_a(self.conv_a(heatmap).flatten(1)).reshape(-1, N_JOINTS, 3)
-        v = self.fc_b(self.conv_b(heatmap).flatten(1))
-        axis_angle = torch.cat([self.ux(v), self.uy(v), self.uz(v)], dim=1)
-        rotation = rodrigues(axis_angle)
-        return canonical @ rotation, canonical, rotation
+        """heatmap (B,21,h,w) -> (coords (B,21,3), canonical (B,21,3), rotation (B,3,3)). Always in fp32, also
+        under bf16 autocast: f_PP is a small share of the FLOPs, and in bf16 oneDNN gave the last stride-2 conv
+        of each stream (1-2 pixel maps) garbage weight gradients, up to 1e33, on an AVX512-BF16 CPU."""
+        device = heatmap.device.type
+        with torch.autocast(device, enabled=False) if torch.amp.is_autocast_available(device) else nullcontext():
+            heatmap = heatmap.float()
+            canonical = self.fc_a(self.conv_a(heatmap).flatten(1)).reshape(-1, N_JOINTS, 3)
+            v = self.fc_b(self.conv_b(heatmap).flatten(1))
+            axis_angle = torch.cat([self.ux(v), self.uy(v), self.uz(v)], dim=1)
+            rotation = rodrigues(axis_angle)
+            return canonical @ rotation, canonical, rotation
