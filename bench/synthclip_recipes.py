@@ -25,7 +25,7 @@ from repro.clip.encoders import OpenClipEncoder
 from repro.clip.features import image_features, text_features
 from repro.clip.pretrain import train
 from repro.clip.prompts import all_parts
-from repro.clip.zeroshot import evaluate
+from repro.clip.zeroshot import background_right, evaluate
 from repro.data.registry import open_dataset
 
 
@@ -51,7 +51,7 @@ def _confusions(encoder, val_set, n: int) -> list[tuple[int, tuple[str, str, str
     wrong = collections.Counter()
     for i, b in enumerate(best):
         style, slot = val_set[i].meta["style"], parts[b].slot
-        if slot != style["backdrop"] and not (style["lighting"] != "normal" and slot == style["lighting"]):
+        if not background_right(slot, style):
             wrong[style["backdrop"], style["lighting"], slot] += 1
     return [(count, key) for key, count in wrong.most_common(n)]
 

@@ -17,7 +17,7 @@ from repro.clip.features import image_features, text_features
 from repro.clip.prompts import all_parts
 
 
-def _background_right(slot: str, style: dict) -> bool:
+def background_right(slot: str, style: dict) -> bool:
     return slot == style["backdrop"] or (style["lighting"] != "normal" and slot == style["lighting"])
 
 
@@ -30,7 +30,7 @@ def evaluate(encoder: ClipEncoder, dataset: Sequence, batch_size: int = 64) -> d
     parts = all_parts()
     best = (images @ text_features(encoder).T).argmax(dim=1).tolist()
     colour_hits = [parts[b].hand_colour == st["hand_colour"] for b, st in zip(best, styles)]
-    background_hits = [_background_right(parts[b].slot, st) for b, st in zip(best, styles)]
+    background_hits = [background_right(parts[b].slot, st) for b, st in zip(best, styles)]
 
     position = {c: i for i, c in enumerate(dict.fromkeys(s.caption for s in samples))}
     captions = list(position)
