@@ -10,9 +10,10 @@ per reuse). $REPRO_FAKE_SLEEP: seconds a training takes (default 0); $REPRO_FAKE
 ("<hash>=<n>,..."): configs whose training also lasts until n trainings of other processes have
 started after it (as the log shows; at most AWAIT_TIMEOUT_S): a cell kept in flight until a second
 worker has provably worked beside it, however slowly that worker starts. Metrics are made up from the
-hash, so they are stable across runs (or given by the caller), and like train_run it logs every
-split's per-sample errors (per_sample/<split>.parquet, whose hand3d EPE is the split's metric) and
-PCK curves (pck_curves.json).
+hash, so they are stable across runs (or given by the caller), and like train_run it logs its
+identity record (identity.json: the trainer version and the config, which pair a seed's runs in the
+reports), every split's per-sample errors (per_sample/<split>.parquet, whose hand3d EPE is the
+split's metric) and PCK curves (pck_curves.json).
 """
 
 import os
@@ -27,6 +28,7 @@ import pandas as pd
 from mlflow.entities import Metric
 
 from repro import tracking
+from repro.config import TRAINER_VERSION
 from repro.tracking import experiment
 
 
@@ -114,6 +116,7 @@ def train(cfg, parent_run_id=None, extra_tags=None, metrics=None):
     time.sleep(float(os.environ.get("REPRO_FAKE_SLEEP", "0")))
     _await_peers(cfg.hash)
     metrics = metrics or fake_metrics(cfg)
+    client.log_dict(run_id, {"trainer_version": TRAINER_VERSION, "config": cfg.to_dict()}, "identity.json")
     _log_samples(client, run_id, cfg, metrics)
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])

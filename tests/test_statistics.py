@@ -57,6 +57,29 @@ def test_a_row_5mm_better_on_every_image_is_resolved():
     assert paired_bootstrap(row, ref, visible) == found  # seeded: the same draws every time
 
 
+def test_seeds_paired_by_seed_cancel_what_a_seed_shares():
+    base, visible = _errors(8, runs=1)
+    ref = base + np.array([0.0, 3.0, 6.0])[:, None, None]  # three seeds 3 mm apart on every image
+    row = ref - 1.0
+    # Each cell on its own: the seeds' 3 mm spread, widened 2.69x, hides the 1 mm.
+    apart = paired_bootstrap(row, ref, visible)
+    assert apart.low < 0 < apart.high and not apart.excludes_zero and not apart.by_seed
+    # Paired by seed: every seed's difference is -1 on every image draw, so every replicate is -1.
+    paired = paired_bootstrap(row, ref, visible, by_seed=True)
+    assert (paired.delta, paired.low, paired.high, paired.p_better) == pytest.approx((-1.0, -1.0, -1.0, 1.0))
+    assert paired.excludes_zero and paired.by_seed and verdict(paired, paper_delta=-1.0) == HOLDS
+    # Pairs that disagree: differences -1, -2, -3 mm per seed on every image draw, moved from their
+    # mean -2 by 2.69x: -4.69, -2, +0.69. Three picks of one of them (probability 1/27 = 3.7% > 2.5%)
+    # make the percentile interval's ends.
+    spread = row - np.array([0.0, 1.0, 2.0])[:, None, None]
+    found = paired_bootstrap(spread, ref, visible, by_seed=True)
+    wide = seed_inflation(3)
+    assert (found.delta, found.low, found.high) == pytest.approx((-2.0, -2.0 - wide, -2.0 + wide))
+    assert not found.excludes_zero
+    with pytest.raises(ValueError, match="3 and 2 seeds cannot be paired by seed"):
+        paired_bootstrap(row, ref[:2], visible, by_seed=True)
+
+
 def test_few_seeds_widen_the_seed_level_to_a_t_interval():
     # sqrt(n / (n - 1)) t_{0.975, n-1} / z_{0.975}: t_{0.975,1} = 12.706, t_{0.975,2} = 4.303, z = 1.960
     assert seed_inflation(1) == 1.0

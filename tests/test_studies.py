@@ -165,7 +165,7 @@ def test_repro_table4a_tiny_end_to_end(store, tmp_path, capsys, request):
     out, plan = _run_tiny_study("table4a", tmp_path, capsys, request)
     assert "Table 4(a)" in out and "IE+TE r=0.4" in out and "47.25" in out and "synthetic hand world" in out
     # One seed: the differences from the Baseline print, and every claim of Table 4(a), none with a verdict.
-    assert "Δ vs Baseline [95% CI]" in out and "Claims:" in out and out.count("seeds 1 vs 1: inconclusive") == 7
+    assert "Δ vs Baseline [95% CI]" in out and "Claims:" in out and out.count("seeds 1 paired: inconclusive") == 7
     study = _study(plan)
     baseline = tracking.client().get_run(
         next(t for t in study.get_trials() if t.user_attrs["row"] == "Baseline").user_attrs["run_ids"]["STB"]

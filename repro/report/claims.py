@@ -9,9 +9,11 @@ compares with the Baseline config on its base (mode = baseline), read from which
 trained it (Table 4(a)'s): the two have one config hash, so they are the same runs.
 
 The cells' errors are the runs' per-sample artifacts (per_sample/<target>.parquet, logged by
-repro.train.run), read once per run and split.
+repro.train.run), read once per run and split. Two cells are compared seed by seed when their runs
+are the same seeds of one trainer version from PAIRED_SINCE on (the runs' identity.json).
 """
 
+import json
 import math
 import tempfile
 import tomllib
@@ -45,6 +47,10 @@ from repro.tracking import client
 CLAIMS_FILE = STUDIES_DIR / "claims.toml"
 CLAIM_KEYS = {"text", "table", "row", "reference", "paper"}
 PER_SAMPLE = "per_sample"  # the runs' artifact folder: <split>.parquet
+IDENTITY = "identity.json"  # the run's identity record (repro.train.identity)
+# From trainer version 6 on, a seed's configs start from the same weights of their shared parts and see
+# the same batches (repro.train), so a seed's runs of two configs are a pair.
+PAIRED_SINCE = 6
 
 # Why a cell has no difference
 REFERENCE = "reference"
@@ -57,7 +63,7 @@ CLAIM_HEADER = ("Claim", "Table", "Column", "Paper Δ (mm)", "Ours Δ [95% CI]",
 CLAIMS_INTRO = (
     "Each of the paper's claims (studies/claims.toml) on our runs: Δ = the row's EPE minus the reference's (mm, "
     "negative: the row is better), the paper's and ours with its 95% paired bootstrap interval; P(improvement): the share "
-    "of bootstrap draws in which the row is better; seeds: row vs reference."
+    "of bootstrap draws in which the row is better; seeds: row vs reference, or n paired: n seeds compared seed by seed."
 )
 VERDICT_RULE = (
     "Verdict: holds when the interval excludes 0 on the paper's side; reversed when it excludes 0 on the other side; "
@@ -149,6 +155,7 @@ class Scores:
         self._store = client()
         self._read: dict[tuple[str, str], tuple[np.ndarray, np.ndarray] | None] = {}
         self._compared: dict[tuple, Difference | str] = {}
+        self._paired: dict[str, tuple[int, int] | None] = {}
 
     def _load(self, run_id: str, split: str) -> tuple[np.ndarray, np.ndarray] | None:
         path = f"{PER_SAMPLE}/{split}.parquet"
@@ -163,6 +170,27 @@ class Scores:
         if (run_id, split) not in self._read:
             self._read[run_id, split] = self._load(run_id, split)
         return self._read[run_id, split]
+
+    def pairing(self, run_id: str) -> tuple[int, int] | None:
+        """(trainer version, seed) of a run whose trainer pairs a seed's configs, else None."""
+        if run_id not in self._paired:
+            self._paired[run_id] = None
+            if IDENTITY in {a.path for a in self._store.list_artifacts(run_id)}:
+                with tempfile.TemporaryDirectory() as tmp, quiet_downloads():
+                    record = json.loads(Path(self._store.download_artifacts(run_id, IDENTITY, tmp)).read_text())
+                if record["trainer_version"] >= PAIRED_SINCE:
+                    self._paired[run_id] = (record["trainer_version"], record["config"]["seed"])
+        return self._paired[run_id]
+
+    def seed_order(self, row_ids: list[str], ref_ids: list[str]) -> list[int] | None:
+        """For each of the row's runs the position of its seed's run among the reference's, when the
+        two cells are the same seeds of one pairing trainer version; None otherwise."""
+        row, ref = [self.pairing(i) for i in row_ids], [self.pairing(i) for i in ref_ids]
+        if None in row or None in ref or len(set(row)) != len(row) or sorted(row) != sorted(ref):
+            return None
+        if len({version for version, _ in row}) != 1:
+            return None
+        return [ref.index(pair) for pair in row]
 
     def cell(self, run_ids: list[str], split: str) -> tuple[np.ndarray, np.ndarray] | None:
         """(errors (runs, images, joints), visible) of a cell's runs, None when one has no per-sample data."""
@@ -189,7 +217,10 @@ class Scores:
             return NO_SAMPLES
         if not np.array_equal(row[1], ref[1]):
             raise ConfigError(f"runs {row_ids[0]} and {ref_ids[0]} were scored on different images of {split}: they cannot be paired")
-        return paired_bootstrap(row[0], ref[0], row[1])
+        order = self.seed_order(row_ids, ref_ids)
+        if order is None:
+            return paired_bootstrap(row[0], ref[0], row[1])
+        return paired_bootstrap(row[0], ref[0][order], row[1], by_seed=True)
 
 
 def runs_by_config(studies) -> dict[str, tuple[str, str]]:
@@ -295,14 +326,23 @@ def interval_text(found: Difference | str) -> str:
     return f"{found.delta:+.2f} [{found.low:+.2f}, {found.high:+.2f}]{mark}"
 
 
+def pairing_text(stats: TableStats) -> str:
+    """How many of the table's differences resampled the seeds as pairs."""
+    found = [d for d in stats.deltas.values() if isinstance(d, Difference)]
+    return f"here {sum(d.by_seed for d in found)} of {len(found)} differences are paired by seed"
+
+
 def delta_legend(stats: TableStats) -> str:
     return (
         f"{DELTA_HEADER}: the row's EPE minus the {BASELINE}'s (mm, negative: the row is better), {stats.reference}; "
-        f"a 95% percentile interval of a paired two-level bootstrap ({DRAWS} draws: each cell's seeds with replacement, "
-        f"then the test images with replacement, one draw for both cells, EPE as logged); *: the interval excludes 0 and "
-        f"both cells have {MIN_SEEDS} seeds or more; {NO_SAMPLES}: a run logged no per-sample errors. Before the seeds are "
-        f"resampled, each run's EPE is moved from its cell's mean by sqrt(n / (n - 1)) t(n - 1) / z, so that n seeds' "
-        f"interval is as wide as a t interval over them (2 seeds: 9.2x, 3 seeds: 2.7x)."
+        f"a 95% percentile interval of a paired two-level bootstrap ({DRAWS} draws: the seeds with replacement, then the "
+        f"test images with replacement, one draw for both cells, EPE as logged). The seeds are drawn as pairs, one draw "
+        f"for both cells, when the cells are the same seeds of trainer version {PAIRED_SINCE} or later, which gives a "
+        f"seed's configs the same initial weights of their shared parts and the same batches; otherwise each cell's "
+        f"seeds are drawn on their own ({pairing_text(stats)}). *: the interval excludes 0 and both cells have "
+        f"{MIN_SEEDS} seeds or more; {NO_SAMPLES}: a run logged no per-sample errors. Before the seeds are resampled, "
+        f"each run's EPE (each pair's difference) is moved from the mean by sqrt(n / (n - 1)) t(n - 1) / z, so that n "
+        f"seeds' interval is as wide as a t interval over them (2 seeds: 9.2x, 3 seeds: 2.7x)."
     )
 
 
@@ -312,7 +352,9 @@ def claim_rows(stats: TableStats) -> list[tuple[str, ...]]:
     for c in stats.claims:
         found = c.found
         p = f"{found.p_better:.2f}" if isinstance(found, Difference) else "–"
-        seeds = f"{found.n_row} vs {found.n_ref}" if isinstance(found, Difference) else "–"
+        seeds = (
+            "–" if not isinstance(found, Difference) else f"{found.n_row} paired" if found.by_seed else f"{found.n_row} vs {found.n_ref}"
+        )
         rows.append(
             (f"{c.claim.text} ({c.claim.row} vs {c.claim.reference})", c.claim.table, c.claim.column, f"{c.claim.paper_delta:+.2f}")
             + (interval_text(found), p, seeds, c.verdict)

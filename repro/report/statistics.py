@@ -3,12 +3,16 @@ cells, the verdict on a claim, and the power of a table's seeds. Pure functions 
 repro.report.claims reads the runs' per-sample errors into them.
 
 A cell is one config trained with several seeds, every run scored on the same test images. One
-bootstrap replicate draws each cell's seeds with replacement (separately per cell: seed s of one
-config is not the same experiment as seed s of another, and the cells may have different numbers
-of seeds), and one draw of the test images with replacement that is shared by every seed and both
-cells: they were all scored on the same images, so the comparison is paired by image index. The EPE
-of a run in a replicate is hand3d's (repro.metrics: per joint the mean over the drawn images in
-which it is visible, then the mean over joints) on the drawn images, so on the images as they are
+bootstrap replicate draws seeds with replacement and, shared by every seed and both cells, one draw
+of the test images with replacement: they were all scored on the same images, so the comparison is
+paired by image index. How the seeds are drawn depends on whether the cells' runs are paired by seed:
+- by seed (the two cells are the same seeds of a trainer that gives a seed's configs the same
+  initial weights of their shared parts and the same batch order, repro.train): one draw of seeds
+  for both cells, that is, the per-seed differences are resampled; what the seeds share cancels;
+- otherwise each cell's seeds are drawn on their own (seed s of one config is then not the same
+  experiment as seed s of another, and the cells may have different numbers of seeds).
+The EPE of a run in a replicate is hand3d's (repro.metrics: per joint the mean over the drawn images
+in which it is visible, then the mean over joints) on the drawn images, so on the images as they are
 the difference is exactly that of the runs' logged `<target>/epe_mm`. An image with no visible joint
 has no error under that protocol: it is left out of the draws of both cells alike. With few seeds
 the seed level is widened to what n seeds can say (seed_inflation).
@@ -44,6 +48,7 @@ class Difference:
     p_better: float  # share of replicates in which the row's EPE is lower
     n_row: int  # seeds (runs) of each cell
     n_ref: int
+    by_seed: bool = False  # the seeds were resampled as pairs (the module's docstring)
 
     @property
     def excludes_zero(self) -> bool:
@@ -78,16 +83,35 @@ def seed_inflation(seeds: int, level: float = LEVEL) -> float:
     return math.sqrt(seeds / (seeds - 1)) * stats.t.ppf(q, seeds - 1) / stats.norm.ppf(q)
 
 
+def _seed_means(epe: np.ndarray, rng: np.random.Generator, level: float) -> np.ndarray:
+    """(replicates, seeds) -> (replicates,): per replicate the mean over seeds drawn with replacement,
+    each seed's value first moved from the replicate's mean by seed_inflation."""
+    draws, seeds = epe.shape
+    centre = epe.mean(axis=1, keepdims=True)
+    widened = centre + (epe - centre) * seed_inflation(seeds, level)
+    picks = rng.integers(0, seeds, size=(draws, seeds))
+    return np.take_along_axis(widened, picks, axis=1).mean(axis=1)
+
+
 def paired_bootstrap(
-    row: np.ndarray, reference: np.ndarray, visible: np.ndarray, draws: int = DRAWS, level: float = LEVEL, seed: int = 0
+    row: np.ndarray,
+    reference: np.ndarray,
+    visible: np.ndarray,
+    draws: int = DRAWS,
+    level: float = LEVEL,
+    seed: int = 0,
+    by_seed: bool = False,
 ) -> Difference:
     """The row's EPE minus the reference's over the cells' seeds, with its bootstrap interval.
 
     row, reference: (seeds, images, joints) errors in mm of each cell's runs on the same images;
-    visible: (images, joints) bool, the images' visibility (the same for every run)."""
+    visible: (images, joints) bool, the images' visibility (the same for every run); by_seed: run i of
+    the row and run i of the reference are one seed's pair (see the module)."""
     row, reference, visible = np.asarray(row, float), np.asarray(reference, float), np.asarray(visible, bool)
     if row.ndim != 3 or row.shape[1:] != visible.shape or reference.shape[1:] != visible.shape:
         raise ValueError(f"errors {row.shape} and {reference.shape} must be (seeds, *{visible.shape}) to be paired by image")
+    if by_seed and len(row) != len(reference):
+        raise ValueError(f"{len(row)} and {len(reference)} seeds cannot be paired by seed")
     keep = visible.any(axis=1)
     if not keep.any():
         raise ValueError("no image has a visible joint")
@@ -95,18 +119,15 @@ def paired_bootstrap(
     rng = np.random.default_rng(seed)
     images = len(visible)
     weights = rng.multinomial(images, np.full(images, 1 / images), size=draws).astype(float)
-    drawn = []
-    for errors in (row, reference):
-        epe = run_epe(errors, visible, weights)
-        centre = epe.mean(axis=1, keepdims=True)
-        epe = centre + (epe - centre) * seed_inflation(len(errors), level)
-        picks = rng.integers(0, len(errors), size=(draws, len(errors)))  # the cell's seeds, with replacement
-        drawn.append(np.take_along_axis(epe, picks, axis=1).mean(axis=1))
-    replicates = drawn[0] - drawn[1]
+    epe_row, epe_ref = run_epe(row, visible, weights), run_epe(reference, visible, weights)
+    if by_seed:
+        replicates = _seed_means(epe_row - epe_ref, rng, level)
+    else:
+        replicates = _seed_means(epe_row, rng, level) - _seed_means(epe_ref, rng, level)
     whole = np.ones((1, images))
     delta = float(run_epe(row, visible, whole).mean() - run_epe(reference, visible, whole).mean())
     low, high = np.quantile(replicates, [(1 - level) / 2, (1 + level) / 2])
-    return Difference(delta, float(low), float(high), float(np.mean(replicates < 0)), len(row), len(reference))
+    return Difference(delta, float(low), float(high), float(np.mean(replicates < 0)), len(row), len(reference), by_seed)
 
 
 def verdict(found: Difference, paper_delta: float) -> str:
