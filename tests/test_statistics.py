@@ -75,7 +75,8 @@ def test_seeds_paired_by_seed_cancel_what_a_seed_shares():
     found = paired_bootstrap(spread, ref, visible, by_seed=True)
     wide = seed_inflation(3)
     assert (found.delta, found.low, found.high) == pytest.approx((-2.0, -2.0 - wide, -2.0 + wide))
-    assert not found.excludes_zero
+    assert not found.excludes_zero and found.spread == pytest.approx(1.0)  # the sd of -1, -2, -3
+    assert paired.spread == pytest.approx(0.0) and math.isnan(apart.spread)
     with pytest.raises(ValueError, match="3 and 2 seeds cannot be paired by seed"):
         paired_bootstrap(row, ref[:2], visible, by_seed=True)
 
@@ -128,6 +129,10 @@ def test_power_against_hand_computed_values():
     # (2.064 + 0.857) sqrt(2 / 13) = 1.146 > 1.14, 14 give (2.056 + 0.856) sqrt(2 / 14) = 1.101 (a normal approximation: 13).
     assert seeds_needed(-1.14, 1.0) == 14
     assert seeds_needed(1.14, math.nan) is None and seeds_needed(0.001, 1.0) is None
+    # Paired by seed, sd of the per-seed differences: (t(0.975, 2) + t(0.8, 2)) sd / sqrt(3) = 5.364 * 2 / 1.732 = 6.194;
+    # 1.14 mm at 1 mm: 9 seeds give (2.306 + 0.889) / 3 = 1.065, 8 give (2.365 + 0.896) / sqrt(8) = 1.153.
+    assert float(detectable_difference(2.0, 3, paired=True)) == pytest.approx(6.194, abs=1e-3)
+    assert seeds_needed(-1.14, 1.0, paired=True) == 9 and float(detectable_difference(1.0, 1, paired=True)) == math.inf
     # Pooled: (2 * 1^2 + 2 * 2^2) / (2 + 2) = 2.5; a config with one seed adds nothing.
     assert pooled_sd([(1.0, 3), (2.0, 3), (math.nan, 1)]) == pytest.approx(math.sqrt(2.5))
     assert math.isnan(pooled_sd([(math.nan, 1)]))

@@ -243,8 +243,9 @@ class Checked:
 @dataclass(frozen=True)
 class Power:
     column: str
-    sd: float  # spread between seeds of one config, pooled over the table's rows
-    pooled: int  # configs with two seeds or more in the pool
+    sd: float  # spread between seeds of one config (paired: of a row's per-seed differences from the Baseline), pooled over rows
+    pooled: int  # configs (paired: rows) with two seeds or more in the pool
+    paired: bool  # the column's differences are paired by seed
     seeds: int  # the table's seeds per config
     detectable: float  # the smallest difference those seeds resolve
     needs: tuple[tuple[str, float, int | None], ...]  # per claim of the table on the column: (text, paper Δ, seeds it needs)
@@ -307,11 +308,21 @@ def table_statistics(plan, frame, index: dict[str, tuple[str, str]], claims: tup
         checked.append(Checked(claim, found, verdict(found, claim.paper_delta) if isinstance(found, Difference) else INCONCLUSIVE))
     power = []
     for col in plan.targets:
-        cells = frame.xs(col, level="column").loc[[r.name for r in reproduced]]
-        sd = pooled_sd(list(zip(cells["std"], cells["n"])))
-        needs = tuple((c.claim.text, c.claim.paper_delta, seeds_needed(c.claim.paper_delta, sd)) for c in checked if c.claim.column == col)
-        pooled = int((cells["n"] >= 2).sum())
-        power.append(Power(col, sd, pooled, plan.seeds, float(detectable_difference(sd, plan.seeds)), needs))
+        found = [d for (_, c), d in deltas.items() if c == col and isinstance(d, Difference)]
+        paired = bool(found) and all(d.by_seed for d in found)
+        if paired:  # what a comparison seed by seed has to beat: the spread of the per-seed differences
+            spreads = [(d.spread, d.n_row) for d in found]
+        else:
+            cells = frame.xs(col, level="column").loc[[r.name for r in reproduced]]
+            spreads = list(zip(cells["std"], cells["n"]))
+        sd = pooled_sd(spreads)
+        needs = tuple(
+            (c.claim.text, c.claim.paper_delta, seeds_needed(c.claim.paper_delta, sd, paired=paired))
+            for c in checked
+            if c.claim.column == col
+        )
+        pooled = sum(n >= 2 for _, n in spreads)
+        power.append(Power(col, sd, pooled, paired, plan.seeds, float(detectable_difference(sd, plan.seeds, paired=paired)), needs))
     return TableStats(note, tuple(dict.fromkeys(i for col in plan.targets for i in ref_runs[col])), deltas, tuple(checked), tuple(power))
 
 
@@ -364,16 +375,18 @@ def claim_rows(stats: TableStats) -> list[tuple[str, ...]]:
 
 def power_lines(stats: TableStats) -> list[str]:
     """One sentence per column: the spread between seeds, what the seeds resolve, what the paper's differences would need."""
-    method = f"two-sided two-sample t-test at alpha {ALPHA}, {POWER:.0%} power, the t approximation"
     lines = []
     for p in stats.power:
         if not math.isfinite(p.sd):
             lines.append(f"{p.column}: no config has two finished seeds, so the spread between seeds is unknown.")
             continue
-        text = (
-            f"{p.column}: seeds of one config spread {p.sd:.2f} mm (standard deviation, ddof = 1, pooled over {p.pooled} configs); "
-            f"{p.seeds} seeds per config resolve a difference of {p.detectable:.2f} mm ({method})"
+        method = f"two-sided {'paired' if p.paired else 'two-sample'} t-test at alpha {ALPHA}, {POWER:.0%} power, the t approximation"
+        spread = (
+            f"a row's per-seed differences from the {BASELINE} spread {p.sd:.2f} mm (standard deviation, ddof = 1, pooled over {p.pooled} rows)"
+            if p.paired
+            else f"seeds of one config spread {p.sd:.2f} mm (standard deviation, ddof = 1, pooled over {p.pooled} configs)"
         )
+        text = f"{p.column}: {spread}; {p.seeds} seeds per config resolve a difference of {p.detectable:.2f} mm ({method})"
         needs = [f"{claim}, {delta:+.2f} mm: {f'more than {MOST_SEEDS}' if n is None else n} seeds" for claim, delta, n in p.needs]
         lines.append(text + ("; the paper's differences would need " + "; ".join(needs) if needs else "; no claim of the paper here") + ".")
     return lines

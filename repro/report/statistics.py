@@ -19,7 +19,8 @@ the seed level is widened to what n seeds can say (seed_inflation).
 
 Power: two configs compared by their seed means, the test images fixed: a two-sided two-sample
 t-test at level alpha with `seeds` seeds per config, in the usual t approximation of its power
-(central t quantiles with 2 (seeds - 1) degrees of freedom instead of the noncentral t).
+(central t quantiles with 2 (seeds - 1) degrees of freedom instead of the noncentral t); for configs
+paired by seed, the paired t-test on the per-seed differences (seeds - 1 degrees of freedom).
 """
 
 import math
@@ -49,6 +50,7 @@ class Difference:
     n_row: int  # seeds (runs) of each cell
     n_ref: int
     by_seed: bool = False  # the seeds were resampled as pairs (the module's docstring)
+    spread: float = math.nan  # by seed: the standard deviation (ddof = 1) of the per-seed differences
 
     @property
     def excludes_zero(self) -> bool:
@@ -125,9 +127,11 @@ def paired_bootstrap(
     else:
         replicates = _seed_means(epe_row, rng, level) - _seed_means(epe_ref, rng, level)
     whole = np.ones((1, images))
-    delta = float(run_epe(row, visible, whole).mean() - run_epe(reference, visible, whole).mean())
+    as_is = run_epe(row, visible, whole)[0], run_epe(reference, visible, whole)[0]
+    delta = float(as_is[0].mean() - as_is[1].mean())
+    spread = float(np.std(as_is[0] - as_is[1], ddof=1)) if by_seed and len(row) > 1 else math.nan
     low, high = np.quantile(replicates, [(1 - level) / 2, (1 + level) / 2])
-    return Difference(delta, float(low), float(high), float(np.mean(replicates < 0)), len(row), len(reference), by_seed)
+    return Difference(delta, float(low), float(high), float(np.mean(replicates < 0)), len(row), len(reference), by_seed, spread)
 
 
 def verdict(found: Difference, paper_delta: float) -> str:
@@ -147,21 +151,23 @@ def pooled_sd(spreads: list[tuple[float, int]]) -> float:
     return math.sqrt(sum(d * v for d, v in kept) / dof) if dof else math.nan
 
 
-def detectable_difference(sd: float, seeds, alpha: float = ALPHA, power: float = POWER):
+def detectable_difference(sd: float, seeds, alpha: float = ALPHA, power: float = POWER, paired: bool = False):
     """The smallest difference between two configs' mean EPE that `seeds` seeds per config find
-    with probability `power` (two-sample t approximation, see the module); inf below two seeds.
-    `seeds` may be an array."""
+    with probability `power` (the t approximation, see the module); inf below two seeds. sd: the
+    spread of one config's seeds, or with `paired` that of the per-seed differences. `seeds` may be
+    an array."""
     n = np.asarray(seeds, float)
-    dof = np.maximum(2 * (n - 1), 1)  # masked below: n < 2 has no spread to test against
-    found = (stats.t.ppf(1 - alpha / 2, dof) + stats.t.ppf(power, dof)) * sd * np.sqrt(2 / np.maximum(n, 1))
+    dof = np.maximum(n - 1 if paired else 2 * (n - 1), 1)  # masked below: n < 2 has no spread to test against
+    scale = np.sqrt((1 if paired else 2) / np.maximum(n, 1))
+    found = (stats.t.ppf(1 - alpha / 2, dof) + stats.t.ppf(power, dof)) * sd * scale
     return np.where(n >= 2, found, np.inf)
 
 
-def seeds_needed(difference: float, sd: float, alpha: float = ALPHA, power: float = POWER) -> int | None:
+def seeds_needed(difference: float, sd: float, alpha: float = ALPHA, power: float = POWER, paired: bool = False) -> int | None:
     """The fewest seeds per config whose detectable difference is at most |difference|; None when
     more than MOST_SEEDS (or the spread is unknown)."""
     if not math.isfinite(sd) or difference == 0:
         return None
     n = np.arange(2, MOST_SEEDS + 1)
-    enough = np.flatnonzero(detectable_difference(sd, n, alpha, power) <= abs(difference))
+    enough = np.flatnonzero(detectable_difference(sd, n, alpha, power, paired) <= abs(difference))
     return int(n[enough[0]]) if len(enough) else None
