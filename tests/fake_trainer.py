@@ -40,6 +40,7 @@ class FakeResult:
     status: str
     metrics: dict
     reused: bool
+    diverged: str = ""
 
 
 def _log(event: str, config_hash: str) -> None:

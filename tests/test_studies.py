@@ -331,23 +331,29 @@ def test_a_failed_cell_is_retried(store, capsys):
     assert frame.loc[("lambda3=1", "STB"), "status"] == "missing" and frame["mean"].isna().sum() == 2  # NaN, never 0
     assert tracking.client().get_run(session.parent_run_id).info.status == "FAILED"
 
-    # A training that ends FAILED (diverged) fails its cell the same way; started again, the study
-    # retries what failed and trains nothing that finished.
+    # A training that diverges fails its cell without a retry in that invocation (it would draw the
+    # same numbers again); started again, the study retries what failed and trains nothing that finished.
     trainer = CountingTrainer()
     diverged = {"n": 0}
 
     def diverging_once(cfg, parent_run_id=None, extra_tags=None):
         if cfg.hash == broken and diverged["n"] == 0:
             diverged["n"] += 1
-            return fake_trainer.FakeResult("no-run", cfg.hash, cfg.hash, "FAILED", {}, reused=False)
+            return fake_trainer.FakeResult("no-run", cfg.hash, cfg.hash, "FAILED", {}, reused=False, diverged="loss diverged at batch 50")
         return trainer(cfg, parent_run_id, extra_tags)
 
+    session = run_study(plan, trainer=diverging_once)
+    assert diverged["n"] == 1 and dict(trainer.trained) == {}
+    assert results_frame(plan, session.study).loc[("lambda3=1", "STB"), "status"] == "missing"
+    last_fail = [t for t in _study(plan).get_trials() if t.state == TrialState.FAIL][-1]
+    assert last_fail.user_attrs["failure_kind"] == "diverged" and last_fail.user_attrs["failure"].endswith(
+        "ended FAILED (MLflow run no-run): loss diverged at batch 50"
+    )
+    assert "(diverged: not retried in this invocation)" in capsys.readouterr().err
     session = run_study(plan, trainer=diverging_once)
     assert dict(trainer.trained) == {broken: 1}
     assert results_frame(plan, session.study)["status"].eq("ok").all()
     assert tracking.client().get_run(session.parent_run_id).info.status == "FINISHED"
-    last_fail = [t for t in _study(plan).get_trials() if t.state == TrialState.FAIL][-1]
-    assert "ended FAILED" in last_fail.user_attrs["failure"]
 
 
 def _fake_env(mlruns: Path, cache: Path, log: Path, sleep: float) -> dict:

@@ -79,6 +79,7 @@ def test_nan_loss_ends_the_run_as_failed_with_the_reason(store, monkeypatch):
     assert result.status == "FAILED"
     run = tracking.client().get_run(result.run_id)
     assert run.info.status == "FAILED" and "loss became nan" in run.data.tags["failure_reason"]
+    assert result.diverged == run.data.tags["failure_reason"]  # the studies do not retry a divergence
 
 
 def test_a_runaway_finite_loss_also_ends_the_run_as_failed(store, monkeypatch):

@@ -62,7 +62,7 @@ from repro.studies.locks import HEARTBEAT_S, is_alive, locks_for, sqlalchemy_url
 from repro.tracking import STUDIES_EXPERIMENT, TRAIN_EXPERIMENT, client, experiment, mlruns_dir
 
 POLL_S = 2.0  # how often a worker with nothing left to claim looks at the others' cells
-ATTEMPTS = 2  # tries per cell and invocation: one retry of a failed cell, then it is reported as failed
+ATTEMPTS = 2  # tries per cell and invocation: one retry of a failed cell (not of a diverged one), then it is reported as failed
 DEVICE_ENV = "REPRO_DEVICE"  # a worker's device as its parent numbers it ("cuda:1"); inside, that GPU is cuda:0
 TABLES_TAG, ROWS_TAG = "repro.tables", "repro.rows"  # on a training run: the tables and "<table>:<row>"s it serves
 CELLS_ARTIFACT = "cells.json"  # on a study's parent run: its cells with their training runs
@@ -94,7 +94,13 @@ class Plan(Protocol):
 
 
 class CellFailed(RuntimeError):
-    """A training of the cell ended FAILED (e.g. diverged)."""
+    """A training of the cell ended FAILED."""
+
+
+class CellDiverged(CellFailed):
+    """A training of the cell diverged. Its retry would draw the same numbers on the same device and
+    diverge again (and retrying until one passes would report the survivors only): not retried within
+    the invocation."""
 
 
 @dataclass
@@ -264,8 +270,9 @@ def prepare(plan: Plan, storage_url: str | None = None, invocation: str | None =
 
 
 def _fail(session: Session, trial_id: int, kind: str, reason: str) -> None:
-    """Mark a trial FAIL; kind "error" (its training failed), "lost" (its worker died) or
-    "superseded" (a left-over claim of a cell already done or taken: not an attempt)."""
+    """Mark a trial FAIL; kind "error" (its training failed), "diverged" (its training diverged: no
+    retry in this invocation), "lost" (its worker died) or "superseded" (a left-over claim of a cell
+    already done or taken: not an attempt)."""
     try:
         session.storage.set_trial_user_attr(trial_id, "failure_kind", kind)
         session.storage.set_trial_user_attr(trial_id, "failure", reason[-2000:])
@@ -276,14 +283,10 @@ def _fail(session: Session, trial_id: int, kind: str, reason: str) -> None:
 
 def _pending(session: Session, trials: list, attempts: int) -> list[Cell]:
     taken = {t.user_attrs.get("cell") for t in trials if t.state in (TrialState.COMPLETE, TrialState.RUNNING)}
-    failed = Counter(
-        t.user_attrs.get("cell")
-        for t in trials
-        if t.state == TrialState.FAIL
-        and t.user_attrs.get("invocation") == session.invocation
-        and t.user_attrs.get("failure_kind") != "superseded"
-    )
-    return [c for c in session.plan.cells() if c.key not in taken and failed[c.key] < attempts]
+    ours = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("invocation") == session.invocation]
+    failed = Counter(t.user_attrs.get("cell") for t in ours if t.user_attrs.get("failure_kind") != "superseded")
+    diverged = {t.user_attrs.get("cell") for t in ours if t.user_attrs.get("failure_kind") == "diverged"}
+    return [c for c in session.plan.cells() if c.key not in taken | diverged and failed[c.key] < attempts]
 
 
 def claim(session: Session, attempts: int = ATTEMPTS) -> tuple[optuna.Trial, Cell] | None:
@@ -381,7 +384,8 @@ def _train_for(session: Session, trainer: Callable, trial: optuna.Trial, cell: C
             ],
         )
         if result.status != "FINISHED":
-            raise CellFailed(f"training of config {result.config_hash} ended {result.status} (MLflow run {result.run_id})")
+            why = f"training of config {result.config_hash} ended {result.status} (MLflow run {result.run_id})"
+            raise CellDiverged(f"{why}: {result.diverged}") if result.diverged else CellFailed(why)
         return result
 
     return train
@@ -397,8 +401,10 @@ def run_claimed(session: Session, trial: optuna.Trial, cell: Cell, trainer: Call
     except Exception as err:
         if not isinstance(err, (ConfigError, DataError, ClipError)):  # those say what to fix in their message
             traceback.print_exc()
-        _fail(session, trial._trial_id, "error", f"{type(err).__name__}: {err}")
-        print(f"[{name}] trial {trial.number} FAILED: {cell.key}: {err}", file=sys.stderr)
+        diverged = isinstance(err, CellDiverged)
+        _fail(session, trial._trial_id, "diverged" if diverged else "error", f"{type(err).__name__}: {err}")
+        again = " (diverged: not retried in this invocation)" if diverged else ""
+        print(f"[{name}] trial {trial.number} FAILED: {cell.key}: {err}{again}", file=sys.stderr)
         return
     except BaseException:  # Ctrl-C: leave a clear record; a later start retries the cell
         _fail(session, trial._trial_id, "error", "interrupted")

@@ -40,6 +40,7 @@ class RunResult:
     status: str  # FINISHED or FAILED
     metrics: dict
     reused: bool
+    diverged: str = ""  # FAILED because a loss diverged: the guard's message
 
 
 MODE_NAMES = {"baseline": "Baseline", "ie": "IE", "te": "TE", "iete": "IE+TE"}  # the paper's (Table 4)
@@ -183,7 +184,7 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
             mlflow.set_tag("failure_reason", str(err))
             mlflow.end_run(status="FAILED")
             print(f"run {run.info.run_id} FAILED: {err}", file=sys.stderr)
-            return RunResult(run.info.run_id, cfg.hash, key, "FAILED", {}, reused=False)
+            return RunResult(run.info.run_id, cfg.hash, key, "FAILED", {}, reused=False, diverged=str(err))
 
         mean_pose = normalize_pose(train.xyz)[0].mean(0, keepdim=True)
         metrics, pck, per_sample = _evaluate(state.model, cfg, device, val, targets, mean_pose)
