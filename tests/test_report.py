@@ -21,6 +21,7 @@ from repro.presets import preset_config
 from repro.report import claims as claims_module
 from repro.report.claims import load_claims
 from repro.report.tables import PARTS, tex_escape
+from repro.studies.results import results_frame
 from repro.studies.runner import TRAIN_EXPERIMENT, run_study
 from repro.studies.spec import load_table
 from repro.studies.table import TablePlan
@@ -106,7 +107,10 @@ def _check_report(out: Path, plan: TablePlan) -> dict[str, dict[str, str]]:
         values_of[row, col] = values
         assert {r.data.tags["config_hash"] for r in found} == set(hashes.split(", "))
         spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
-        count = f"n={len(values)}" if len(values) == plan.seeds else f"n={len(values)} of {plan.seeds}"
+        status, _, diverged = status.partition(", ")  # "partial 1/2, 1 diverged": the cell says it too
+        count = (f"n={len(values)}" if len(values) == plan.seeds else f"n={len(values)} of {plan.seeds}") + (
+            f", {diverged}" if diverged else ""
+        )
         assert cell == f"{statistics.fmean(values):.2f}{spread} ({count})"
         assert status == ("ok" if len(values) == plan.seeds else f"partial {len(values)}/{plan.seeds}")
     if "Baseline" in ours:  # the difference is that of the logged metrics: the bootstrap's EPE is hand3d's, as logged
@@ -202,22 +206,27 @@ def test_the_same_runs_give_the_same_bytes(table4a, tmp_path, monkeypatch):
 
 
 def test_missing_and_partial_cells(store, tmp_path):
-    """Two seeds; lambda3=1 never trains (missing), lambda3=0.01's second seed fails (partial)."""
+    """Two seeds; lambda3=1 never trains (missing), lambda3=0.01's second seed diverges (partial, and
+    the report says that its mean is over the seed that did not diverge)."""
     plan = TablePlan.from_args("table5", preset_config("tiny"), seeds=2)
     broken = {plan.configs(plan.spec.row("lambda3=1"), s)["STB"].hash for s in (0, 1)}
-    broken.add(plan.configs(plan.spec.row("lambda3=0.01"), 1)["STB"].hash)
+    diverging = plan.configs(plan.spec.row("lambda3=0.01"), 1)["STB"].hash
 
     def trainer(cfg, parent_run_id=None, extra_tags=None):
         if cfg.hash in broken:
             raise RuntimeError("injected failure")
+        if cfg.hash == diverging:
+            return fake_trainer.FakeResult("no-run", cfg.hash, cfg.hash, "FAILED", {}, reused=False, diverged="loss became nan")
         return fake_trainer.train(cfg, parent_run_id, extra_tags)
 
-    run_study(plan, trainer=trainer)
+    session = run_study(plan, trainer=trainer)
     out = tmp_path / "reports"
     assert main(["report", "--preset", "tiny", "--out", str(out)]) == 0  # the study's 2-seed grid is read from the study
     ours = _check_report(out, plan)
     assert ours["lambda3=1"] == {"STB": "missing", "RHD": "missing"}
-    assert ours["lambda3=0.01"]["STB"].strip("*").endswith("(n=1 of 2)") and " ± " in ours["lambda3=0.1"]["STB"]
+    assert ours["lambda3=0.01"]["STB"].strip("*").endswith("(n=1 of 2, 1 diverged)") and " ± " in ours["lambda3=0.1"]["STB"]
+    frame = results_frame(plan, session.study)
+    assert frame.loc[("lambda3=0.01", "RHD"), "status"] == "partial 1/2, 1 diverged" and frame.loc[("lambda3=1", "STB"), "diverged"] == 0
     assert '<td class="n">missing</td>' in (out / "table5.tiny.html").read_text()
     assert "0.00 (n=" not in (out / "table5.tiny.md").read_text()
 

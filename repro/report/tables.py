@@ -165,10 +165,11 @@ def _commits(tags: dict[str, dict[str, str]]) -> str:
 def _ours(r, seeds: int, best: float) -> Cell:
     if r["status"] == "paper only":
         return Cell(NOT_REPRODUCED)
+    diverged = f", {r['diverged']} diverged" if r["diverged"] else ""
     if r["n"] == 0:
-        return Cell(MISSING)
+        return Cell(f"{MISSING} ({r['diverged']} diverged)" if diverged else MISSING)
     n, mean = int(r["n"]), r["mean"]
-    count = f"n={n}" if n == seeds else f"n={n} of {seeds}"
+    count = (f"n={n}" if n == seeds else f"n={n} of {seeds}") + diverged
     return Cell(_mean_text(mean, r["std"], n, count), bold=round(mean, 2) == best)
 
 

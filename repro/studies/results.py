@@ -1,10 +1,12 @@
 """The results of a table study as a pandas frame, our numbers beside the paper's.
 
 One row per (table row, paper column), indexed by (row, column): target, mean, std (sample
-standard deviation over seeds, NaN for one seed), n (seeds with a finished cell), paper, diff
-(mean - paper), status ("ok", "partial k/N", "missing", or "paper only" for rows of another method),
-the config hashes and MLflow run ids it was read from, and the row's note. A missing cell is NaN
-with n = 0, never 0. Values come from the study's COMPLETE trials (their "metrics" attr).
+standard deviation over seeds, NaN for one seed), n (seeds with a finished cell), diverged (seeds
+whose last attempt diverged: the mean is over the others, which a reader must know), paper, diff
+(mean - paper), status ("ok", "partial k/N", "missing", or "paper only" for rows of another method;
+", d diverged" added when d > 0), the config hashes and MLflow run ids it was read from, and the
+row's note. A missing cell is NaN with n = 0, never 0. Values come from the study's COMPLETE trials
+(their "metrics" attr).
 """
 
 import math
@@ -19,11 +21,15 @@ from repro.tracking import client
 
 def results_frame(plan, study) -> pd.DataFrame:
     complete = {t.user_attrs["cell"]: t.user_attrs for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+    last_failure = {
+        t.user_attrs.get("cell"): t.user_attrs.get("failure_kind") for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    }
     records = []
     for row in plan.spec.rows:
         for col, target in plan.targets.items():
-            cells = [complete.get(plan.cell_key(row.name, s)) for s in plan.seed_values()] if row.reproduced else []
-            cells = [c for c in cells if c is not None]
+            keys = [plan.cell_key(row.name, s) for s in plan.seed_values()] if row.reproduced else []
+            cells = [complete[k] for k in keys if k in complete]
+            diverged = sum(k not in complete and last_failure.get(k) == "diverged" for k in keys)
             values = [c["metrics"][col] for c in cells]
             n = len(values)
             mean = float(np.mean(values)) if values else math.nan
@@ -32,6 +38,7 @@ def results_frame(plan, study) -> pd.DataFrame:
                 status = "paper only"
             else:
                 status = "ok" if n == plan.seeds else "missing" if n == 0 else f"partial {n}/{plan.seeds}"
+                status += f", {diverged} diverged" if diverged else ""
             records.append(
                 {
                     "row": row.name,
@@ -40,6 +47,7 @@ def results_frame(plan, study) -> pd.DataFrame:
                     "mean": mean,
                     "std": float(np.std(values, ddof=1)) if n > 1 else math.nan,
                     "n": n,
+                    "diverged": diverged,
                     "paper": paper,
                     "diff": mean - paper,
                     "status": status,
