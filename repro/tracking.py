@@ -2,6 +2,7 @@
 deprecated), artifacts beside it. $REPRO_TRACKING_URI overrides it (e.g. a shared tracking server);
 not $MLFLOW_TRACKING_URI, which mlflow.set_tracking_uri itself writes into the environment."""
 
+import functools
 import os
 import subprocess
 from pathlib import Path
@@ -79,8 +80,11 @@ def experiment(name: str) -> str:
         return found.experiment_id
 
 
+@functools.cache
 def git_state() -> dict[str, str]:
-    """Commit and dirty flag of the working tree the code runs from ("unknown" outside git)."""
+    """Commit and dirty flag of the working tree the code runs from ("unknown" outside git), read once
+    per process: a worker runs the code it imported, so an edit of the tree while it trains must not
+    relabel its later runs."""
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from repro import tracking
 from repro.presets import preset_config
 from repro.report.cost import cost_facts
 from repro.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, client, experiment
@@ -102,3 +103,15 @@ def test_processes_opening_a_fresh_store_at_once_all_succeed(tmp_path):
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [err[-500:] for _, err in outs]
     assert [out.strip() for out, _ in outs] == ["ok"] * 4
+
+
+def test_the_git_state_is_read_once_per_process(monkeypatch):
+    """A worker runs the code it imported: an edit of the tree later (here: git unreadable) does not relabel its runs."""
+    first = tracking.git_state()
+    assert len(first["git_commit"]) == 40  # the tests run from a clone
+
+    def unreadable(*args, **kwargs):
+        raise OSError("git is gone")
+
+    monkeypatch.setattr(tracking.subprocess, "run", unreadable)
+    assert tracking.git_state() == first
