@@ -399,7 +399,7 @@ def run_claimed(session: Session, trial: optuna.Trial, cell: Cell, trainer: Call
         with _Heartbeat(session.storage, trial._trial_id):
             value, attrs = session.plan.run_cell(cell, _train_for(session, trainer, trial, cell))
     except Exception as err:
-        if not isinstance(err, (ConfigError, DataError, ClipError)):  # those say what to fix in their message
+        if not isinstance(err, (ConfigError, DataError, ClipError, CellFailed)):  # their message says what to fix or what happened
             traceback.print_exc()
         diverged = isinstance(err, CellDiverged)
         _fail(session, trial._trial_id, "diverged" if diverged else "error", f"{type(err).__name__}: {err}")
