@@ -344,7 +344,7 @@ def test_a_failed_cell_is_retried(store, capsys):
 
     session = run_study(plan, trainer=diverging_once)
     assert diverged["n"] == 1 and dict(trainer.trained) == {}
-    assert results_frame(plan, session.study).loc[("lambda3=1", "STB"), "status"] == "missing"
+    assert results_frame(plan, session.study).loc[("lambda3=1", "STB"), "status"] == "missing, 1 diverged"
     last_fail = [t for t in _study(plan).get_trials() if t.state == TrialState.FAIL][-1]
     assert last_fail.user_attrs["failure_kind"] == "diverged" and last_fail.user_attrs["failure"].endswith(
         "ended FAILED (MLflow run no-run): loss diverged at batch 50"
