@@ -224,7 +224,8 @@ def build_report(
         *cost_facts(runs),
     )
     legend = (
-        f"ours: mean ± std (n) of {plan.spec.metric} over the n seeds with a finished run (no std for n = 1); "
+        f"ours: mean ± std (n) of {plan.spec.metric} over the n seeds with a finished run (no std for n = 1; "
+        f"d diverged: seeds whose training diverged, not in the mean); "
         f"paper: the paper's value; diff: ours - paper; bold: the best of ours per column ({'highest' if higher else 'lowest'}); "
         f"{MISSING}: no finished run; {NOT_REPRODUCED}: another method, the paper's number only."
     )
