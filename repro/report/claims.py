@@ -157,12 +157,18 @@ class Scores:
         self._compared: dict[tuple, Difference | str] = {}
         self._paired: dict[str, tuple[int, int] | None] = {}
 
-    def _load(self, run_id: str, split: str) -> tuple[np.ndarray, np.ndarray] | None:
-        path = f"{PER_SAMPLE}/{split}.parquet"
-        if path not in {a.path for a in self._store.list_artifacts(run_id, PER_SAMPLE)}:
-            return None  # a run from before the artifact existed
+    def _artifact(self, run_id: str, path: str, read):
+        """read(local file) of the run's artifact at `path`, None when the run has none (a run from before it existed)."""
+        folder = path.rpartition("/")[0] or None
+        if path not in {a.path for a in self._store.list_artifacts(run_id, folder)}:
+            return None
         with tempfile.TemporaryDirectory() as tmp, quiet_downloads():
-            frame = pd.read_parquet(self._store.download_artifacts(run_id, path, tmp))
+            return read(Path(self._store.download_artifacts(run_id, path, tmp)))
+
+    def _load(self, run_id: str, split: str) -> tuple[np.ndarray, np.ndarray] | None:
+        frame = self._artifact(run_id, f"{PER_SAMPLE}/{split}.parquet", pd.read_parquet)
+        if frame is None:
+            return None
         return frame.filter(regex=r"^err_mm_\d+$").to_numpy(float), frame.filter(regex=r"^vis_\d+$").to_numpy(bool)
 
     def errors(self, run_id: str, split: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -174,12 +180,9 @@ class Scores:
     def pairing(self, run_id: str) -> tuple[int, int] | None:
         """(trainer version, seed) of a run whose trainer pairs a seed's configs, else None."""
         if run_id not in self._paired:
-            self._paired[run_id] = None
-            if IDENTITY in {a.path for a in self._store.list_artifacts(run_id)}:
-                with tempfile.TemporaryDirectory() as tmp, quiet_downloads():
-                    record = json.loads(Path(self._store.download_artifacts(run_id, IDENTITY, tmp)).read_text())
-                if record["trainer_version"] >= PAIRED_SINCE:
-                    self._paired[run_id] = (record["trainer_version"], record["config"]["seed"])
+            record = self._artifact(run_id, IDENTITY, lambda f: json.loads(f.read_text()))
+            paired = record is not None and record["trainer_version"] >= PAIRED_SINCE
+            self._paired[run_id] = (record["trainer_version"], record["config"]["seed"]) if paired else None
         return self._paired[run_id]
 
     def seed_order(self, row_ids: list[str], ref_ids: list[str]) -> list[int] | None:
