@@ -1,4 +1,6 @@
 # The two set-up commands of the README. Each creates .venv if needed, installs, and runs.
+# --no-cache-dir: torch's CUDA build is about 4 GB of wheels; a copy of them in pip's cache would
+# double what the install needs on disk (the venv itself is about 6.4 GB).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,8 +9,8 @@ BIN := $(VENV)/bin
 
 $(BIN)/repro: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-cache-dir --upgrade pip
+	$(BIN)/pip install -q --no-cache-dir -e '.[test]'
 	touch $(BIN)/repro
 
 install: $(BIN)/repro
