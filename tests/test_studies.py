@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from repro import tracking
 from repro.cli import main
+from repro.cli import tables as tables_cli
 from repro.config import ConfigError
 from repro.data.errors import DataError
 from repro.presets import preset_config
@@ -330,6 +331,7 @@ def test_a_failed_cell_is_retried(store, capsys):
     frame = results_frame(plan, session.study)
     assert frame.loc[("lambda3=1", "STB"), "status"] == "missing" and frame["mean"].isna().sum() == 2  # NaN, never 0
     assert tracking.client().get_run(session.parent_run_id).info.status == "FAILED"
+    assert runner.unfinished_cells(session) == {"lambda3=1 | seed 0": "error"}
 
     # A training that diverges fails its cell without a retry in that invocation (it would draw the
     # same numbers again); started again, the study retries what failed and trains nothing that finished.
@@ -350,7 +352,15 @@ def test_a_failed_cell_is_retried(store, capsys):
         "ended FAILED (MLflow run no-run): loss diverged at batch 50"
     )
     assert "(diverged: not retried in this invocation)" in capsys.readouterr().err
+    assert runner.unfinished_cells(session) == {"lambda3=1 | seed 0": "diverged"}
+    # The command's exit status is explained at its end: each cell left, and why.
+    assert tables_cli._unfinished([session]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "repro: error: 1 cell(s) did not finish; the tables above are partial, and the same command trains them again:",
+        f"  {session.study.study_name}: lambda3=1 | seed 0 (diverged)",
+    ]
     session = run_study(plan, trainer=diverging_once)
+    assert tables_cli._unfinished([session]) == 0 and runner.unfinished_cells(session) == {}
     assert dict(trainer.trained) == {broken: 1}
     assert results_frame(plan, session.study)["status"].eq("ok").all()
     assert tracking.client().get_run(session.parent_run_id).info.status == "FINISHED"

@@ -8,6 +8,8 @@ numbers, with every row's difference from the Baseline and its interval, what it
 resolve, and the paper's claims on it (repro.report.claims). Exit status 0 when every cell finished.
 """
 
+import sys
+
 from repro.cli.train import config_args, config_from_args
 
 
@@ -70,7 +72,6 @@ def register(sub) -> None:
 def _tables(args) -> int:
     from repro.report.claims import DELTA_HEADER, Scores, load_claims, runs_by_config, statistics_text, table_statistics, with_deltas
     from repro.studies.results import format_results, log_results, results_frame
-    from repro.studies.runner import missing_cells
     from repro.studies.table import run_tables
 
     base = config_from_args(args)  # the config and the claims are checked before the store is opened
@@ -96,15 +97,32 @@ def _tables(args) -> int:
         devices=devices_from_args(args),
         on_done=report,
     )
-    return 0 if all(not missing_cells(session) for _, session in results) else 1
+    return _unfinished([session for _, session in results])
 
 
 def _tune(args) -> int:
-    from repro.studies.runner import missing_cells, run_study
+    from repro.studies.runner import run_study
     from repro.studies.tune import TunePlan, format_tune, tune_frame
 
     params = tuple(p.strip() for p in args.params.split(",") if p.strip())
     plan = TunePlan(config_from_args(args), args.folds, params, args.trials)
     session = run_study(plan, args.workers, args.storage, devices=devices_from_args(args))
     print(format_tune(plan, tune_frame(plan, session.study)))
-    return 0 if not missing_cells(session) else 1
+    return _unfinished([session])
+
+
+def _unfinished(sessions) -> int:
+    """0 when every cell finished; else 1, after naming each cell left and why on stderr, so that a
+    long run's exit status is explained at its end rather than somewhere in its log."""
+    from repro.studies.runner import unfinished_cells
+
+    left = [f"  {s.study.study_name}: {key} ({why})" for s in sessions for key, why in unfinished_cells(s).items()]
+    if not left:
+        return 0
+    print(
+        f"repro: error: {len(left)} cell(s) did not finish; the tables above are partial, and the same command trains them again:",
+        *left,
+        sep="\n",
+        file=sys.stderr,
+    )
+    return 1

@@ -447,6 +447,20 @@ def missing_cells(session: Session) -> list[str]:
     return [c.key for c in session.plan.cells() if c.key not in done]
 
 
+def unfinished_cells(session: Session) -> dict[str, str]:
+    """Each cell without a finished trial, with why: its latest attempt's failure kind ("diverged",
+    "error", "lost"), "running" (another worker has it) or "not run"."""
+    latest = {}
+    for t in session.study.get_trials(deepcopy=False):  # in trial order: the latest attempt wins
+        if t.user_attrs.get("failure_kind") != "superseded":
+            latest[t.user_attrs.get("cell")] = t
+    why = {}
+    for key in missing_cells(session):
+        t = latest.get(key)
+        why[key] = "not run" if t is None else "running" if t.state == TrialState.RUNNING else t.user_attrs.get("failure_kind", "error")
+    return why
+
+
 def _log_cells(session: Session) -> None:
     """CELLS_ARTIFACT on the parent run: per cell of the plan its attrs (row, seed), state and the
     training runs of its latest trial (a COMPLETE one if any), so that the study's runs are found
