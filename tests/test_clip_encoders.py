@@ -16,6 +16,7 @@ from repro.cli import main
 from repro.clip import ClipError, synthclip
 from repro.clip import pretrain as pretrain_module
 from repro.clip.encoders import build_encoder
+from repro.clip.preprocess import input_size
 from repro.clip.prompts import all_prompts
 
 TEXT = "a photo of right dark brown hand with blue background"
@@ -116,6 +117,11 @@ def test_checkpoint_errors_name_the_file(tmp_path):
 def test_bad_specs_are_clear_errors(spec, message):
     with pytest.raises(ClipError, match=message):
         build_encoder(spec)
+
+
+def test_input_size_reads_both_forms_of_open_clip_preprocess_cfg():
+    # An int for the ResNet towers (synthclip's), an (H, W) pair for the ViTs.
+    assert input_size({"size": 64}) == 64 and input_size({"size": (224, 224)}) == 224 and input_size({"size": [32, 32]}) == 32
 
 
 def test_synthclip_from_checkpoint(tmp_path):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from repro.clip import hub, synthclip
 from repro.clip.errors import ClipError
-from repro.clip.preprocess import normalise, resize
+from repro.clip.preprocess import input_size, normalise, resize
 from repro.files import file_sha256
 
 DEFAULT_SPEC = synthclip.MODEL_NAME
@@ -57,7 +57,7 @@ class OpenClipEncoder:
         self.device = device
         self.dim = int(model.visual.output_dim)
         cfg = model.visual.preprocess_cfg
-        self.image_size = int(cfg["size"][0] if isinstance(cfg["size"], (tuple, list)) else cfg["size"])
+        self.image_size = input_size(cfg)
         self._resize = (cfg["resize_mode"], cfg["interpolation"])
         self._mean = torch.tensor(cfg["mean"], dtype=torch.float32)
         self._std = torch.tensor(cfg["std"], dtype=torch.float32)

@@ -41,6 +41,13 @@ def resize(images: torch.Tensor, size: int, resize_mode: str = "shortest", inter
     return RESIZE_MODES[resize_mode](images, size, InterpolationMode(interpolation))
 
 
+def input_size(preprocess_cfg: dict) -> int:
+    """The square input side of an open_clip model's preprocess_cfg: its "size" is an int for the
+    ResNet towers and a (H, W) pair for the ViTs."""
+    size = preprocess_cfg["size"]
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+
 def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """uint8 (B, 3, S, S) -> float32 with CLIP's per-channel mean/std (given for values in [0, 1])."""
     return (images.float() / 255.0 - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)

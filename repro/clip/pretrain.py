@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from repro.clip import prompts, synthclip
-from repro.clip.preprocess import normalise, resize
+from repro.clip.preprocess import input_size, normalise, resize
 from repro.clip.synthclip import Preset, Recipe
 from repro.files import building, file_sha256, save_tensor, write_json
 
@@ -73,7 +73,7 @@ def train(dataset: Sequence, preset: Preset, seed: int = 0, device: str = "cpu",
     tokenizer = open_clip.get_tokenizer(synthclip.MODEL_NAME)
     cfg = model.visual.preprocess_cfg
     mean, std = torch.tensor(cfg["mean"]), torch.tensor(cfg["std"])
-    images, styles = _load_train_set(dataset, cfg["size"][0])
+    images, styles = _load_train_set(dataset, input_size(cfg))
     loss_fn = open_clip.ClipLoss()
     optimizer = _optimizer(model, preset)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(preset.warmup, preset.steps))
