@@ -60,8 +60,11 @@ def _optimizer(model: torch.nn.Module, preset: Preset) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=preset.lr, betas=(0.9, 0.98), eps=1e-6, fused=True)
 
 
-def train(dataset: Sequence, preset: Preset, seed: int = 0, device: str = "cpu", on_loss=None) -> torch.nn.Module:
-    """A synthclip model trained on `dataset` (HandSample with meta["style"]); on_loss(step, loss) per step."""
+def train(
+    dataset: Sequence, preset: Preset, seed: int = 0, device: str = "cpu", on_loss=None, model_name: str = synthclip.MODEL_NAME
+) -> torch.nn.Module:
+    """A synthclip model trained on `dataset` (HandSample with meta["style"]); on_loss(step, loss) per
+    step. `model_name`: another registered open_clip config trained the same way (bench/)."""
     import open_clip
 
     synthclip.register()
@@ -69,8 +72,8 @@ def train(dataset: Sequence, preset: Preset, seed: int = 0, device: str = "cpu",
     # CPUs handle dozens of times slower: flushing them to zero made a CPU step three times faster.
     torch.set_flush_denormal(True)
     torch.manual_seed(seed)
-    model = open_clip.create_model(synthclip.MODEL_NAME, output_dict=True).to(device).train()
-    tokenizer = open_clip.get_tokenizer(synthclip.MODEL_NAME)
+    model = open_clip.create_model(model_name, output_dict=True).to(device).train()
+    tokenizer = open_clip.get_tokenizer(model_name)
     cfg = model.visual.preprocess_cfg
     mean, std = torch.tensor(cfg["mean"]), torch.tensor(cfg["std"])
     images, styles = _load_train_set(dataset, input_size(cfg))
