@@ -49,9 +49,9 @@ class Preset:
 
 
 PRESETS = {
-    # 420 steps of 128: with the ResNet tower, the fewest that reach background top-1 0.90 and hand
-    # colour 0.94, in about 4.5 minutes on a 2-core CPU (250 steps: 0.86; lr 2e-3: worse); bf16
-    # autocast was no faster there (AVX-512 BF16, no AMX).
+    # 420 steps of 128: with the ResNet tower, background top-1 0.90 and hand colour 0.94 in about
+    # 4.5 minutes on a 2-core CPU (blocks 1-1-1-1 at 250 steps: 0.86; lr 2e-3: worse; RESULTS.md);
+    # bf16 autocast was no faster there (AVX-512 BF16, no AMX).
     "small": Preset(n_train=8000, n_val=500, steps=420, batch=128, lr=1e-3, warmup=20),
     # Seconds: for tests and smoke runs; the weights are not useful.
     "tiny": Preset(n_train=64, n_val=32, steps=6, batch=16, lr=3e-4, warmup=2),
