@@ -50,7 +50,11 @@ def register(sub) -> None:
             "more", nargs="*", metavar="TABLE", help=f"more tables run with it as one pool of trainings (of {', '.join(names)})"
         )
         table.set_defaults(func=_tables, tables=[name])
-    every = sub.add_parser("all", help=f"every study in order ({', '.join(names)}); each distinct config trains once per seed")
+    every = sub.add_parser(
+        "all",
+        help=f"every study ({', '.join(names)}) as one pool of trainings; each distinct config trains once per seed, "
+        "and each table prints when its cells are done",
+    )
     _study_args(every)
     every.add_argument("--seeds", type=int, help="seeds per cell (default: each spec's)")
     every.set_defaults(func=_tables, tables=names, more=[])
