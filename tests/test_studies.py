@@ -332,6 +332,12 @@ def test_a_failed_cell_is_retried(store, capsys):
     assert frame.loc[("lambda3=1", "STB"), "status"] == "missing" and frame["mean"].isna().sum() == 2  # NaN, never 0
     assert tracking.client().get_run(session.parent_run_id).info.status == "FAILED"
     assert runner.unfinished_cells(session) == {"lambda3=1 | seed 0": "error"}
+    capsys.readouterr()
+    assert tables_cli._unfinished([session]) == 1  # the command's exit status, explained at its end
+    assert capsys.readouterr().err.splitlines() == [
+        "repro: error: 1 cell(s) did not finish; the tables above are partial, and the same command trains them again:",
+        f"  {session.study.study_name}: lambda3=1 | seed 0 (error)",
+    ]
 
     # A training that diverges fails its cell without a retry in that invocation (it would draw the
     # same numbers again); started again, the study retries what failed and trains nothing that finished.
@@ -353,11 +359,11 @@ def test_a_failed_cell_is_retried(store, capsys):
     )
     assert "(diverged: not retried in this invocation)" in capsys.readouterr().err
     assert runner.unfinished_cells(session) == {"lambda3=1 | seed 0": "diverged"}
-    # The command's exit status is explained at its end: each cell left, and why.
-    assert tables_cli._unfinished([session]) == 1
+    # A diverged training is a result (its row reports the other seeds): exit 0, with a warning.
+    assert tables_cli._unfinished([session]) == 0
     assert capsys.readouterr().err.splitlines() == [
-        "repro: error: 1 cell(s) did not finish; the tables above are partial, and the same command trains them again:",
-        f"  {session.study.study_name}: lambda3=1 | seed 0 (diverged)",
+        "repro: warning: 1 training(s) diverged; the tables report their rows' other seeds, and a rerun on this machine diverges the same way:",
+        f"  {session.study.study_name}: lambda3=1 | seed 0",
     ]
     session = run_study(plan, trainer=diverging_once)
     assert tables_cli._unfinished([session]) == 0 and runner.unfinished_cells(session) == {}

@@ -5,7 +5,8 @@ across tables, a killed study resumes where it stopped. Tables run together (`re
 `repro table4a table4b`) are one pool of trainings over the workers (spread over --devices), and
 each prints as soon as its cells and those of the tables it reads are done: beside the paper's
 numbers, with every row's difference from the Baseline and its interval, what its seeds can
-resolve, and the paper's claims on it (repro.report.claims). Exit status 0 when every cell finished.
+resolve, and the paper's claims on it (repro.report.claims). Exit status 0 when every cell finished
+or diverged (a result: the row reports its other seeds), 1 when any other cell is left.
 """
 
 import sys
@@ -116,17 +117,28 @@ def _tune(args) -> int:
 
 
 def _unfinished(sessions) -> int:
-    """0 when every cell finished; else 1, after naming each cell left and why on stderr, so that a
-    long run's exit status is explained at its end rather than somewhere in its log."""
+    """0 when every cell finished or diverged, else 1; either way each cell left is named on stderr
+    with why, so that a long run's outcome is explained at its end rather than somewhere in its log.
+    A diverged training is a result, not a failure to run: its row reports the other seeds ("n=2 of
+    3, 1 diverged"), and a rerun on the same machine draws the same numbers and diverges again."""
     from repro.studies.runner import unfinished_cells
 
-    left = [f"  {s.study.study_name}: {key} ({why})" for s in sessions for key, why in unfinished_cells(s).items()]
-    if not left:
-        return 0
-    print(
-        f"repro: error: {len(left)} cell(s) did not finish; the tables above are partial, and the same command trains them again:",
-        *left,
-        sep="\n",
-        file=sys.stderr,
-    )
-    return 1
+    cells = [(s.study.study_name, key, why) for s in sessions for key, why in unfinished_cells(s).items()]
+    diverged = [f"  {study}: {key}" for study, key, why in cells if why == "diverged"]
+    left = [f"  {study}: {key} ({why})" for study, key, why in cells if why != "diverged"]
+    if diverged:
+        print(
+            f"repro: warning: {len(diverged)} training(s) diverged; the tables report their rows' other seeds, "
+            "and a rerun on this machine diverges the same way:",
+            *diverged,
+            sep="\n",
+            file=sys.stderr,
+        )
+    if left:
+        print(
+            f"repro: error: {len(left)} cell(s) did not finish; the tables above are partial, and the same command trains them again:",
+            *left,
+            sep="\n",
+            file=sys.stderr,
+        )
+    return 1 if left else 0
