@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from repro.config import RunConfig
 from repro.metrics import auc, epe_mm, epe_summary, pck_curve, pck_thresholds, predictions_to_mm
+from repro.train import cpu_bf16
 
 TORCH_MEMORY_FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}  # RunConfig.memory_format
 
@@ -20,12 +21,11 @@ def device_for_training() -> torch.device:
 
 @functools.cache
 def bf16_native(device: torch.device) -> bool:
-    """Whether `device` has bf16 matrix units: a GPU with bf16 tensor cores, or a CPU with AMX. AVX512-BF16
-    alone does not count: with it the suite's bf16 steps were slower than fp32 channels-last ones (autocast's
-    casts outweigh its faster dot products), and elsewhere bf16 is emulated."""
+    """Whether bf16 autocast pays on `device`: a GPU with bf16 tensor cores, or a CPU where it is measured to
+    (repro.train.cpu_bf16)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
-    return device.type == "cpu" and torch.cpu._is_amx_tile_supported()
+    return device.type == "cpu" and cpu_bf16.pays()
 
 
 def effective_precision(precision: str, device: torch.device) -> str:
