@@ -2,7 +2,7 @@
 
 Per table with a study for the preset: <table>.<preset>.md/.html/.tex. Per paper column, "ours" is
 mean ± std (n) over the finished seeds (no std for one seed), then the paper's value and ours - paper;
-the best of ours per column is bold; a cell without a finished run reads "missing", never 0. Each
+the best of ours per column among rows with every seed finished is bold; a cell without a finished run reads "missing", never 0. Each
 report names its data, CLIP, preset, the git commits of its runs and, per cell, the config hashes
 and MLflow run ids it was read from, every run id a link to its page in the MLflow UI (Markdown and
 HTML). Per column, each row's difference from the table's Baseline with its 95% paired bootstrap
@@ -170,7 +170,7 @@ def _ours(r, seeds: int, best: float) -> Cell:
         return Cell(f"{MISSING} ({r['diverged']} diverged)" if diverged else MISSING)
     n, mean = int(r["n"]), r["mean"]
     count = (f"n={n}" if n == seeds else f"n={n} of {seeds}") + diverged
-    return Cell(_mean_text(mean, r["std"], n, count), bold=round(mean, 2) == best)
+    return Cell(_mean_text(mean, r["std"], n, count), bold=n == seeds and round(mean, 2) == best)
 
 
 def _number(value: float, fmt: str) -> str:
@@ -192,7 +192,9 @@ def build_report(
     tags = {i: data.tags for i, data in runs.items()}
     higher = plan.spec.metric.startswith("auc")
     pick = max if higher else min  # over the rounded means, so that equal printed values are all bold
-    best = {col: pick(round(v, 2) for v in means) for col, means in frame.loc[frame["n"] > 0, "mean"].groupby(level="column")}
+    # Only rows with every seed's run: a mean over the seeds that did not diverge is biased to the good ones.
+    complete = frame.loc[frame["n"] == plan.seeds, "mean"]
+    best = {col: pick(round(v, 2) for v in means) for col, means in complete.groupby(level="column")}
     rows = []
     for row in dict.fromkeys(frame.index.get_level_values("row")):
         cells = []
@@ -226,7 +228,8 @@ def build_report(
     legend = (
         f"ours: mean ± std (n) of {plan.spec.metric} over the n seeds with a finished run (no std for n = 1; "
         f"d diverged: seeds whose training diverged, not in the mean); "
-        f"paper: the paper's value; diff: ours - paper; bold: the best of ours per column ({'highest' if higher else 'lowest'}); "
+        f"paper: the paper's value; diff: ours - paper; bold: the best of ours per column ({'highest' if higher else 'lowest'}) "
+        f"among rows with all {plan.seeds} seed(s) finished; "
         f"{MISSING}: no finished run; {NOT_REPRODUCED}: another method, the paper's number only."
     )
     notes = tuple((row, note) for row, note in frame["note"].groupby(level="row", sort=False).first().items() if note)
