@@ -43,9 +43,12 @@ def test_the_measurement_is_made_once_per_machine_and_kept(avx512_bf16_cpu, monk
     assert avx512_bf16_cpu == [(100.0, 130.0)]
 
 
-def test_another_thread_count_is_another_record(avx512_bf16_cpu, monkeypatch):
+def test_the_record_is_per_torch_version_not_per_thread_count(avx512_bf16_cpu, monkeypatch):
+    """A study's main process and its single-threaded workers must agree on every run's precision."""
     one = cpu_bf16.record_path()
     monkeypatch.setattr(torch, "get_num_threads", lambda: 7)
+    assert cpu_bf16.record_path() == one
+    monkeypatch.setattr(torch, "__version__", "9.9.9")
     assert cpu_bf16.record_path() != one
 
 
@@ -71,10 +74,11 @@ def test_a_bad_override_names_the_variable_and_the_values(avx512_bf16_cpu, monke
         cpu_bf16.pays()
 
 
-def test_measuring_times_both_precisions_and_leaves_the_random_stream_alone():
+def test_measuring_times_both_precisions_and_leaves_the_random_stream_and_threads_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
+    threads = torch.get_num_threads()
     rates = cpu_bf16.measure(steps=1, rounds=1)
-    assert torch.equal(torch.rand(3), expected)
+    assert torch.equal(torch.rand(3), expected) and torch.get_num_threads() == threads
     assert set(rates) == {"fp32_img_s", "bf16_img_s"} and all(r > 0 for r in rates.values())

@@ -8,6 +8,8 @@ work, is timed in both precisions (channels-last, alternated, medians) the first
 and bf16 is chosen only if it is at least MARGIN times as fast. The record is kept in the cache under
 the CPU's identity, the torch version and the thread count, so every later run on this machine gets
 the same answer, and the precision a run computes in is part of its identity (repro.train.identity).
+It is timed on one thread, as the CPU presets' workers train, whatever the asking process runs on:
+a study's main process and its workers must agree on every run's identity.
 
 $REPRO_CPU_BF16=1 or 0 overrides the measurement (the tests pin 0, so identities do not depend on it).
 """
@@ -47,13 +49,14 @@ def _cpu_identity() -> str:
 
 
 def record_path() -> Path:
-    key = f"{_cpu_identity()}\ntorch {torch.__version__}\nthreads {torch.get_num_threads()}"
+    key = f"{_cpu_identity()}\ntorch {torch.__version__}"
     return cache_dir() / "machine" / f"cpu-bf16-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
 def measure(steps: int = STEPS, rounds: int = ROUNDS) -> dict[str, float]:
-    """Images/s of the `small` network's forward and backward pass at batch 16, fp32 and bf16 autocast,
-    channels-last, alternated over `rounds` rounds; medians. Leaves the global random stream as it was."""
+    """Images/s of the `small` network's forward and backward pass at batch 16 on one thread, fp32 and bf16
+    autocast, channels-last, alternated over `rounds` rounds; medians. Leaves the global random stream and
+    the thread count as they were."""
     from repro.model.hand_pose import HandPoseModel
     from repro.presets import preset_config
 
@@ -79,9 +82,14 @@ def measure(steps: int = STEPS, rounds: int = ROUNDS) -> dict[str, float]:
         return steps * BATCH / (time.perf_counter() - start)
 
     rates: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    for _ in range(rounds):
-        for name in rates:
-            rates[name].append(rate(name == "bf16"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(rounds):
+            for name in rates:
+                rates[name].append(rate(name == "bf16"))
+    finally:
+        torch.set_num_threads(threads)
     return {f"{name}_img_s": round(statistics.median(r), 1) for name, r in rates.items()}
 
 
