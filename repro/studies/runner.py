@@ -447,13 +447,22 @@ def missing_cells(session: Session) -> list[str]:
     return [c.key for c in session.plan.cells() if c.key not in done]
 
 
+def _latest_attempts(session: Session) -> dict:
+    """Per cell its latest trial, a COMPLETE one over any other; a left-over "superseded" claim is no attempt."""
+    latest = {}
+    for t in session.study.get_trials(deepcopy=False):  # in trial order: later trials win
+        key = t.user_attrs.get("cell")
+        if t.user_attrs.get("failure_kind") != "superseded" and (
+            t.state == TrialState.COMPLETE or latest.get(key, t).state != TrialState.COMPLETE
+        ):
+            latest[key] = t
+    return latest
+
+
 def unfinished_cells(session: Session) -> dict[str, str]:
     """Each cell without a finished trial, with why: its latest attempt's failure kind ("diverged",
     "error", "lost"), "running" (another worker has it) or "not run"."""
-    latest = {}
-    for t in session.study.get_trials(deepcopy=False):  # in trial order: the latest attempt wins
-        if t.user_attrs.get("failure_kind") != "superseded":
-            latest[t.user_attrs.get("cell")] = t
+    latest = _latest_attempts(session)
     why = {}
     for key in missing_cells(session):
         t = latest.get(key)
@@ -465,11 +474,7 @@ def _log_cells(session: Session) -> None:
     """CELLS_ARTIFACT on the parent run: per cell of the plan its attrs (row, seed), state and the
     training runs of its latest trial (a COMPLETE one if any), so that the study's runs are found
     from the parent as the runs find the parent by their tag mlflow.parentRunId."""
-    latest = {}
-    for t in session.study.get_trials(deepcopy=False):  # in trial order: later trials win, COMPLETE ones over others
-        key = t.user_attrs.get("cell")
-        if t.state == TrialState.COMPLETE or latest.get(key, t).state != TrialState.COMPLETE:
-            latest[key] = t
+    latest = _latest_attempts(session)
     cells = []
     for cell in session.plan.cells():
         t = latest.get(cell.key)
