@@ -2,14 +2,15 @@
 # Issue #18's GPU checks as one prepared run for a lent GPU machine, which starts bare, cannot reach a
 # package index and holds torch but not mlflow, optuna or open_clip:
 #
-#   here, once:  make gpu-wheels                 (fills .devwheels/, git-ignored, about 41 MB)
+#   here, once:  make gpu-wheels                 (fills .devwheels/, git-ignored, about 46 MB)
 #   device run:  bash bench/gpu_check.sh         (carry: [".devwheels"]; about 6 minutes on an H200)
 #
-# It installs the carried wheels into /tmp/site where the Python lacks them, then runs the gpu-marked tests (every objective in
-# bf16 on CUDA, both Table 6 readings, the crop store, two workers on two GPUs where there are two) and
-# bench/paper.py (images/s, share of the bf16 peak, first step cold and warm, peak memory), and the
-# step benchmark on the GPU. Each log goes to $OUT (the device tool's folder that comes back), else
-# to /tmp/gpu_check; each part has its own time limit so that one hang does not take the others.
+# It installs the carried wheels into /tmp/site where the Python lacks them, then runs the gpu-marked
+# tests (every objective in bf16 on CUDA, both Table 6 readings, the crop store, two workers on two GPUs
+# where there are two), bench/paper.py (images/s, share of the bf16 peak, first step cold and warm, peak
+# memory) and bench/train.py (the step's default path against the reference path). Each log goes to
+# $OUT (the device tool's folder that comes back), else to /tmp/gpu_check; each part has its own time
+# limit so that one hang does not take the others.
 set -uo pipefail
 out=${OUT:-/tmp/gpu_check}
 mkdir -p "$out"
