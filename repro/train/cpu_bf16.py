@@ -7,8 +7,9 @@ may cost more than they save, and which way it goes differs between CPUs of that
 work, is timed in both precisions (channels-last, alternated, medians) the first time a process asks,
 and bf16 is chosen only if it is at least MARGIN times as fast. The record is kept in the cache under
 the CPU's identity and the torch version, so every later run on this machine gets the same answer, and
-the precision a run computes in is part of its identity (repro.train.identity). It is timed on one thread, as the CPU presets' workers train, whatever the asking process runs on: a
-study's main process and its workers must agree on every run's identity.
+the precision a run computes in is part of its identity (repro.train.identity). It is timed on one
+thread, as the CPU presets' workers train, whatever the asking process runs on: a study's main process
+and its workers must agree on every run's identity.
 
 $REPRO_CPU_BF16=1 or 0 overrides the measurement (the tests pin 0, so identities do not depend on it).
 """
