@@ -15,8 +15,7 @@ def avx512_bf16_cpu(monkeypatch, repro_cache):
     monkeypatch.delenv(cpu_bf16.OVERRIDE)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
-    made = []
-    return made
+    return []
 
 
 def _script(monkeypatch, made, fp32, bf16):
