@@ -5,8 +5,8 @@ mean ± std (n) over the finished seeds (no std for one seed), then the paper's 
 the best of ours per column among rows with every seed finished is bold; a cell without a finished run
 reads "missing", never 0. Each report names its data, CLIP, preset, the git commits of its runs and, per
 cell, the config hashes and MLflow run ids it was read from, every run id a link to its page in the
-MLflow UI (Markdown and HTML). Per column, each row's difference from the table's Baseline with its 95% paired bootstrap
-interval, under the table what its seeds can resolve, the paper's claims on the table with a verdict
+MLflow UI (Markdown and HTML). Per column, each row's difference from the table's Baseline with its
+95% paired bootstrap interval, under the table what its seeds can resolve, the paper's claims on the table with a verdict
 (repro.report.claims), and two figures beside the files: <stem>.pck.png (PCK curves per row) and
 <stem>.forest.png (the differences with their intervals). index.md/.html link every table report
 (of any preset) and every PNG under figures/ in the out folder.
