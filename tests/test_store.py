@@ -124,7 +124,11 @@ BUILDER = textwrap.dedent(
 
 
     def counted(*args):
-        time.sleep(3.0)  # hold the lock long enough for the other process to want it
+        # Hold the lock until the other process wants the store too (a fixed wait lost that race on a
+        # loaded machine), at most 120 s.
+        deadline = time.monotonic() + 120
+        while open(sys.argv[2]).read().count("open") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         build(*args)
         log(f"built {time.time()}")
 
