@@ -26,7 +26,13 @@ WARM = 2  # steps left out of every timing
 
 def _epoch_times(cfg, state, train, device) -> list[float]:
     times = []
-    train_epoch(cfg, state, train, None, device, on_step=lambda b: times.append(time.perf_counter()))
+
+    def tick(b):
+        if device.type == "cuda":  # steps do not wait for the device: a step's time is its kernels'
+            torch.cuda.synchronize()
+        times.append(time.perf_counter())
+
+    train_epoch(cfg, state, train, None, device, on_step=tick)
     return times
 
 

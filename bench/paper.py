@@ -2,7 +2,7 @@
 uses, the time to the first training step with a cold and a warm crop store, peak host and device
 memory (run by hand, on a GPU; on a CPU it runs a small size so that it can be tried).
 
-    .venv/bin/python bench/paper.py [--images N] [--steps N] [--peak-tflops T] [--json]
+    .venv/bin/python bench/paper.py [--images N] [--steps N] [--peak-tflops T] [--set KEY=VALUE ...] [--json]
 
 It writes synth-frei in FreiHAND's layout into a temporary folder with `repro data export` (N training
 images = N/4 poses x 4 versions, 32 evaluation images) and, with a fresh cache folder there, does what
@@ -159,7 +159,7 @@ def run(args) -> dict:
         export_s = export_freihand(tmp / "data" / "freihand", images)
         checkpoint = random_synthclip(tmp / "synthclip.pt")
         overrides = {"source": "freihand", "targets": "", "data_root": str(tmp / "data"), "n_train": None, "n_val": None}
-        overrides.update(clip="synthclip", clip_checkpoint=str(checkpoint))
+        overrides.update(clip="synthclip", clip_checkpoint=str(checkpoint), **args.overrides)
         cfg = preset_config("paper" if gpu else "small", overrides)
         if gpu:
             torch.zeros(1, device=device)  # CUDA's start-up apart: cold and warm differ by the caches alone
@@ -218,8 +218,14 @@ def main() -> None:
         "--steps", type=int, default=None, help="training steps to time, in whole epochs (default: 96 on a GPU, 8 on a CPU)"
     )
     parser.add_argument("--peak-tflops", type=float, default=None, help="the GPU's dense bf16 peak (default: by its name)")
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. --set batch_size=128"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     args = parser.parse_args()
+    if bad := [item for item in args.sets if "=" not in item]:
+        parser.error(f"--set expects KEY=VALUE, got {bad[0]!r}")
+    args.overrides = dict(item.split("=", 1) for item in args.sets)
     result = run(args)
     print(json.dumps(result, indent=1) if args.json else summary(result))
 

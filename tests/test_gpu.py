@@ -45,6 +45,7 @@ def test_every_objective_trains_on_cuda_in_bf16(store, overrides):
     run = tracking.client().get_run(result.run_id)
     assert run.data.tags["device"] == "cuda:0" and run.data.tags["precision_effective"] == "bf16"
     assert math.isfinite(run.data.metrics["train/loss"])
+    assert torch.backends.cudnn.benchmark  # cuDNN picks its algorithms by timing (issue #18's GPU step)
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")

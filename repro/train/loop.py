@@ -61,8 +61,11 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def new_state(cfg: RunConfig, clip_dim: int, device) -> TrainState:
-    """A fresh model, seeded by cfg.seed, in cfg.memory_format, and the paper's Adam for it (cfg.adam_impl)."""
+    """A fresh model, seeded by cfg.seed, in cfg.memory_format, and the paper's Adam for it (cfg.adam_impl).
+    On a GPU it also lets cuDNN choose its convolution algorithms by timing them."""
     seed_everything(cfg.seed)
+    if device.type == "cuda":  # fixed input shapes: cuDNN may time its algorithms once and keep the fastest
+        torch.backends.cudnn.benchmark = True
     model = HandPoseModel(dataclasses.replace(cfg.model, clip_dim=clip_dim)).to(
         device, memory_format=TORCH_MEMORY_FORMATS[cfg.memory_format]
     )
