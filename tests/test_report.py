@@ -363,6 +363,13 @@ def test_claims_differences_and_power_on_a_two_seed_study(store, tmp_path, capsy
     [baseline] = [line for line in printed.splitlines() if line.startswith("Baseline ") and "STB" in line]
     assert baseline.split()[-1] == "reference"
 
+    # `repro table5` alone, after Table 4(a) ran in an earlier command, finds the Baseline in its study.
+    assert main(["table5", "--preset", "tiny", "--seeds", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "no Baseline" not in printed and "the Baseline config on this table's base" in printed
+    [line] = [x.strip() for x in printed.splitlines() if x.strip().startswith("lambda3=1 ") and "STB" in x]
+    assert re.search(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]", line), line
+
 
 def test_claims_pair_seeds_only_within_one_pairing_trainer(store, monkeypatch):
     """Two cells are compared seed by seed only when their runs are the same seeds of one trainer

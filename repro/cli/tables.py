@@ -75,16 +75,30 @@ def register(sub) -> None:
 
 
 def _tables(args) -> int:
-    from repro.report.claims import DELTA_HEADER, Scores, load_claims, runs_by_config, statistics_text, table_statistics, with_deltas
+    from repro.report.claims import (
+        DELTA_HEADER,
+        Scores,
+        baseline_runs,
+        load_claims,
+        runs_by_config,
+        statistics_text,
+        table_statistics,
+        with_deltas,
+    )
+    from repro.report.tables import earlier_studies
     from repro.studies.results import format_results, log_results, results_frame
     from repro.studies.table import run_tables
 
     base = config_from_args(args)  # the config and the claims are checked before the store is opened
     claims = load_claims()
     scores = Scores()
+    targets = targets_from_args(args)
 
     def report(plan, session, settled) -> None:
-        index = runs_by_config([s.study for s in settled])  # Tables 3, 5, 6 read Table 4(a)'s Baseline
+        studies = [s.study for s in settled]
+        index = runs_by_config(studies)  # Tables 3, 5, 6 read Table 4(a)'s Baseline
+        if not any(baseline_runs(plan, index)[0].values()):  # Table 4(a) may have run in an earlier command
+            index = runs_by_config(studies + earlier_studies(base, [s.plan.spec.name for s in settled], targets, args.storage))
         frame = results_frame(plan, session.study)
         stats = table_statistics(plan, frame, index, claims, scores)
         frame = with_deltas(frame, stats)
@@ -96,7 +110,7 @@ def _tables(args) -> int:
         args.tables + args.more,
         base,
         args.seeds,
-        targets_from_args(args),
+        targets,
         args.workers,
         args.storage,
         devices=devices_from_args(args),

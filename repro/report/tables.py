@@ -104,6 +104,12 @@ def study_plan(name: str, base, targets: list[str] | None = None, storage: str |
     return plan, study
 
 
+def earlier_studies(base, skip: list[str], targets: list[str] | None = None, storage: str | None = None) -> list:
+    """The studies of every table but `skip` that have run for base's preset and flags: where a table
+    without a Baseline row finds the Baseline's runs when Table 4(a) ran in an earlier command."""
+    return [study for name in spec_names() if name not in skip for _, study in [study_plan(name, base, targets, storage)] if study]
+
+
 def _ids(joined: str) -> list[str]:
     return [x for x in joined.split(",") if x]
 
