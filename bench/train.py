@@ -3,11 +3,15 @@
     .venv/bin/python bench/train.py [--presets tiny small] [--steps 20] [--rounds 3] [--json] [--clip-arch synthclip]
 
 For each preset it times whole training steps (batching, forward, losses, backward, Adam), in one
-process and on the same batches, of the Baseline on the reference path (precision fp32, memory_format
-contiguous, PyTorch's own Adam: the trainer before v4) and on the default path (RunConfig's defaults),
-alternating the two for --rounds rounds and taking the median, so that noise from other processes hits
-both. It prints images/s and the ratio default / reference; --json prints only that, as one JSON object
-{"small": {"reference_img_s": ..., "default_img_s": ..., "ratio": ...}, "tiny": {...}}.
+process and on the same batches, of the Baseline on the reference path and on the default path
+(RunConfig's defaults), alternating the two for --rounds rounds and taking the median, so that noise
+from other processes hits both. The reference path is the step as issue #17 measured it: precision
+fp32, memory_format contiguous, PyTorch's own Adam (the trainer before v4), every batch resized from the
+stored crops and LeakyReLU out of place (the trainer before BatchInputs and in-place LeakyReLU, which
+compute the same values). It prints images/s and the ratio default / reference; --json prints only
+that, as one JSON object {"small": {"reference_img_s": ..., "default_img_s": ..., "ratio": ...}, "tiny": {...}}.
+The threads are torch's default unless $OMP_NUM_THREADS says (a study's two workers on two cores train
+on one thread each). A training prepares its inputs before its first step: that is not timed.
 
 Without --json it also times, on the default path and relative to the default Baseline step: Table 6's
 normal-supervised and normal-contrastive steps (the augmentation's cost; normal-contrastive also runs
@@ -27,7 +31,7 @@ import torch
 
 from repro.presets import preset_config
 from repro.train.data import load_split
-from repro.train.evaluate import effective_precision
+from repro.train.evaluate import BatchInputs, effective_precision
 from repro.train.loop import ClipFeatures, new_state, train_epoch
 from repro.train.run import device_for_training
 
@@ -53,9 +57,14 @@ class _Lazy:
         return self.n
 
 
-def _rate(cfg, train, clip, device) -> float:
-    """Images/s of one epoch of `cfg` over `train`, its first WARM steps left out."""
+def _rate(cfg, train, clip, device, before: bool) -> float:
+    """Images/s of one epoch of `cfg` over `train`, its first WARM steps left out; `before`: with the
+    input and activation code of the step issue #17 measured."""
     state = new_state(cfg, clip.image[torch.arange(1)].shape[1] if clip else cfg.model.clip_dim, device)
+    inputs = BatchInputs(train.images, cfg.model.input_size, device, cfg.memory_format, prepare=not before)
+    for module in state.model.modules():
+        if before and isinstance(module, torch.nn.LeakyReLU):
+            module.inplace = False
     times = []
 
     def tick(b):
@@ -63,16 +72,16 @@ def _rate(cfg, train, clip, device) -> float:
             torch.cuda.synchronize()
         times.append(time.perf_counter())
 
-    train_epoch(cfg, state, train, clip, device, on_step=tick)
+    train_epoch(cfg, state, train, clip, device, on_step=tick, inputs=inputs)
     return cfg.batch_size * (len(times) - 1 - WARM) / (times[-1] - times[WARM])
 
 
 def _medians(paths: dict, train, device, rounds: int) -> dict[str, float]:
-    """Median images/s of each (cfg, clip) path over `rounds` rounds that run every path in turn."""
+    """Median images/s of each (cfg, clip, before) path over `rounds` rounds that run every path in turn."""
     rates = {name: [] for name in paths}
     for _ in range(rounds):
-        for name, (cfg, clip) in paths.items():
-            rates[name].append(_rate(cfg, train, clip, device))
+        for name, (cfg, clip, before) in paths.items():
+            rates[name].append(_rate(cfg, train, clip, device, before))
     return {name: statistics.median(r) for name, r in rates.items()}
 
 
@@ -87,7 +96,7 @@ def _clip_paths(cfg, train, arch: str, device) -> dict:
     encoder = OpenClipEncoder(open_clip.create_model(arch), arch, f"{arch}-random", "random", str(device))
     prompts = all_prompts()
     cached = ClipFeatures(encoder.encode_images(train.images), encoder.encode_texts(prompts))
-    return {"IE+TE cached": (cfg, cached), "IE+TE CLIP in loop": (cfg, ClipInTheLoop(encoder, train.images, prompts))}
+    return {"IE+TE cached": (cfg, cached, False), "IE+TE CLIP in loop": (cfg, ClipInTheLoop(encoder, train.images, prompts), False)}
 
 
 def main() -> None:
@@ -109,12 +118,13 @@ def main() -> None:
         cfg = dataclasses.replace(base, n_train=base.batch_size * args.steps)
         train = load_split(cfg.source, "train", cfg.n_train, cfg.image_size, cfg.data_root)
         baseline = dataclasses.replace(cfg, mode="baseline")
-        paths = {
-            "reference": (dataclasses.replace(baseline, precision="fp32", memory_format="contiguous", adam_impl="torch"), None),
-            "default": (baseline, None),
-        }
+        reference = dataclasses.replace(baseline, precision="fp32", memory_format="contiguous", adam_impl="torch")
+        paths = {"reference": (reference, None, True), "default": (baseline, None, False)}
         if not args.json:
-            paths |= {name: (dataclasses.replace(baseline, augment=name), None) for name in ("normal-supervised", "normal-contrastive")}
+            paths["reference numerics"] = (reference, None, False)
+            paths |= {
+                name: (dataclasses.replace(baseline, augment=name), None, False) for name in ("normal-supervised", "normal-contrastive")
+            }
             paths |= _clip_paths(cfg, train, args.clip_arch, device)
         rates = _medians(paths, train, device, args.rounds)
         out[preset] = {
@@ -125,11 +135,15 @@ def main() -> None:
         if not args.json:
             print(
                 f"{preset:6s} input {cfg.model.input_size}px width {cfg.model.width} batch {cfg.batch_size}: "
-                f"reference (fp32, contiguous, torch Adam) {rates['reference']:.1f} img/s, "
+                f"reference (fp32, contiguous, torch Adam, per-batch resize) {rates['reference']:.1f} img/s, "
                 f"default ({effective_precision(cfg.precision, device)}, {cfg.memory_format}, {cfg.adam_impl} Adam) "
                 f"{rates['default']:.1f} img/s: {out[preset]['ratio']:.2f}x"
             )
-            others = [name for name in rates if name not in ("reference", "default")]
+            print(
+                f"       the reference's numerics with today's inputs and activations {rates['reference numerics']:.1f} img/s: "
+                f"default {rates['default'] / rates['reference numerics']:.2f}x"
+            )
+            others = [name for name in rates if name not in ("reference", "default", "reference numerics")]
             print(
                 "       vs the default Baseline step: "
                 + ", ".join(f"{n} {rates[n]:.1f} img/s ({rates['default'] / rates[n]:.2f}x step time)" for n in others)

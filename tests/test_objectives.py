@@ -12,7 +12,7 @@ import torch
 
 from repro.presets import preset_config
 from repro.train import evaluate
-from repro.train.loop import ClipFeatures, new_state, train_epoch
+from repro.train.loop import ClipFeatures, batch_inputs, new_state, train_epoch
 from repro.train.objectives import OBJECTIVES
 
 N, SIZE, DIM = 32, 32, 16
@@ -50,12 +50,10 @@ def _epoch(overrides: dict, numerics: dict = REFERENCE) -> dict:
     # lambda_heat as the tiny preset had it when these numbers were pinned: they pin the objectives, not the preset
     cfg = preset_config("tiny", {**overrides, "batch_size": 8, "lambda_heat": 20.0, **numerics})
     clip = ClipFeatures(_unit(1, N), _unit(2, 50)) if cfg.uses_clip else None
-    restyled = Split(seed=3) if cfg.restyled else None  # the twin: same labels, other pixels
-    if restyled is not None:
-        train = Split(seed=0)
-        restyled.uv, restyled.visible, restyled.xyz = train.uv, train.visible, train.xyz
-    state = new_state(cfg, DIM, torch.device("cpu"))
-    return train_epoch(cfg, state, Split(seed=0), clip, torch.device("cpu"), restyled=restyled)
+    cpu = torch.device("cpu")
+    restyled = batch_inputs(cfg, Split(seed=3), cpu) if cfg.restyled else None  # the twin's pixels: other ones
+    state = new_state(cfg, DIM, cpu)
+    return train_epoch(cfg, state, Split(seed=0), clip, cpu, restyled=restyled)
 
 
 @pytest.mark.parametrize("overrides", list(PINNED), ids=lambda o: "+".join(v for _, v in o))

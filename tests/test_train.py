@@ -8,6 +8,7 @@ import mlflow
 import pytest
 import torch
 
+import repro.train.evaluate as evaluate
 import repro.train.loop as loop
 import repro.train.objectives as objectives
 import repro.train.run as run_module
@@ -300,3 +301,24 @@ def test_grad_clip_caps_the_global_gradient_norm_of_every_step():
     # the same first batch and weights: unclipped its gradient is longer than 0.5, clipped it is 0.5
     assert norms[0.0][0] > 0.5 and norms[0.5][0] == pytest.approx(0.5, rel=1e-5)
     assert len(norms[0.5]) == 4 and max(norms[0.5]) <= 0.5 * (1 + 1e-5)
+
+
+def test_batch_inputs_prepared_once_are_the_per_batch_inputs_bit_for_bit(monkeypatch):
+    """A split that needs resizing is resized once, whole, when it fits PREPARE_LIMIT; its batches are then
+    the very values model_inputs gives per batch, in the asked memory format. Over the limit, or at the
+    model's size already, nothing is prepared."""
+    from repro.train.evaluate import BatchInputs, model_inputs
+
+    images = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    idx = torch.tensor([37, 2, 19, 5])
+    monkeypatch.setattr(evaluate, "PREPARE_CHUNK", 16)  # chunks of 16, 16 and 8
+    for fmt in ("channels_last", "contiguous"):
+        prepared = BatchInputs(images, 16, torch.device("cpu"), fmt)
+        assert prepared.prepared is not None and prepared.prepared.shape == (40, 3, 16, 16)
+        batch, expected = prepared[idx], model_inputs(images[idx], 16, torch.device("cpu"), fmt)
+        assert torch.equal(batch, expected)
+        assert batch.is_contiguous(memory_format=evaluate.TORCH_MEMORY_FORMATS[fmt])
+    assert BatchInputs(images, 32, torch.device("cpu"), "channels_last").prepared is None  # no resize to save
+    monkeypatch.setattr(evaluate, "PREPARE_LIMIT", 40 * 3 * 16 * 16 * 4 - 1)
+    per_batch = BatchInputs(images, 16, torch.device("cpu"), "channels_last")
+    assert per_batch.prepared is None and torch.equal(per_batch[idx], model_inputs(images[idx], 16, torch.device("cpu"), "channels_last"))

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from repro.config import RunConfig
 from repro.model.hand_pose import HandPoseModel
-from repro.train.evaluate import TORCH_MEMORY_FORMATS, autocast, model_inputs
+from repro.train.evaluate import TORCH_MEMORY_FORMATS, BatchInputs, autocast
 from repro.train.objectives import OBJECTIVES, Batch
 
 
@@ -109,9 +109,17 @@ class _Guard:
             )
 
 
-def train_epoch(cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | None, device, on_step=None, restyled=None) -> dict:
+def batch_inputs(cfg: RunConfig, split, device) -> BatchInputs:
+    """The model inputs of a training split (or its restyled twin), prepared once per training."""
+    return BatchInputs(split.images, cfg.model.input_size, device, cfg.memory_format)
+
+
+def train_epoch(
+    cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | None, device, on_step=None, inputs=None, restyled=None
+) -> dict:
     """One pass over the training split with the run's objective; returns the epoch's mean losses.
-    `restyled`: the split's restyled twin (same order), for the restyle objectives."""
+    `inputs`: batch_inputs of `train` (made here when None); `restyled`: batch_inputs of the split's
+    restyled twin (same order), for the restyle objectives."""
     model, optimizer = state.model, state.optimizer
     model.train()
     objective = OBJECTIVES[cfg.objective](cfg)
@@ -119,21 +127,19 @@ def train_epoch(cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | N
     n_batches = len(train) // cfg.batch_size  # drop the last partial batch: L_Con needs a negative
     sums = torch.zeros(len(LOSSES), device=device)
     guard = _Guard(device)
-
-    def inputs(images: torch.Tensor) -> torch.Tensor:
-        return model_inputs(images, cfg.model.input_size, device, cfg.memory_format)
+    inputs = inputs if inputs is not None else batch_inputs(cfg, train, device)
 
     with tqdm(total=n_batches, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch", leave=False, mininterval=0.5) as bar:
         for b in range(n_batches):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             batch = Batch(
-                inputs(train.images[idx]),
+                inputs[idx],
                 train.uv[idx].to(device, non_blocking=True),
                 train.visible[idx].to(device, non_blocking=True),
                 train.xyz[idx].to(device, non_blocking=True),
                 clip_image=clip.image[idx] if clip is not None else None,
                 clip_text=clip.text if clip is not None else None,
-                restyled=inputs(restyled.images[idx]) if restyled is not None else None,
+                restyled=restyled[idx] if restyled is not None else None,
             )
             with autocast(cfg.precision, device):
                 losses = objective(model, batch)

@@ -29,7 +29,7 @@ from repro.train.cost import Meter, device_tags
 from repro.train.data import cv_split, evaluated_splits, split_tensors
 from repro.train.evaluate import device_for_training, evaluate_split, pose_metrics
 from repro.train.identity import identity, identity_hash, open_inputs
-from repro.train.loop import ClipFeatures, TrainingDiverged, new_state, train_epoch
+from repro.train.loop import ClipFeatures, TrainingDiverged, batch_inputs, new_state, train_epoch
 
 
 @dataclass
@@ -142,6 +142,8 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
 
     clip_dim = clip.image.shape[1] if clip is not None else cfg.model.clip_dim  # the encoder decides
     state = new_state(cfg, clip_dim, device)
+    train_inputs = batch_inputs(cfg, train, device)
+    restyled_inputs = batch_inputs(cfg, restyled, device) if restyled is not None else None
     ckpt = mlruns_dir() / "checkpoints" / key / "last.pt"
 
     tags = {
@@ -173,7 +175,7 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
             print(f"resuming run {run.info.run_id} after epoch {state.epoch}", file=sys.stderr)
         try:
             for _ in range(state.epoch, cfg.epochs):
-                losses = train_epoch(cfg, state, train, clip, device, on_step=meter.step, restyled=restyled)
+                losses = train_epoch(cfg, state, train, clip, device, meter.step, train_inputs, restyled_inputs)
                 state.epoch += 1
                 state.history.append(losses)
                 # the cost so far with every epoch, so that a killed run's sessions add up when it resumes
