@@ -62,9 +62,10 @@ def _rate(cfg, train, clip, device, before: bool) -> float:
     input and activation code of the step issue #17 measured."""
     state = new_state(cfg, clip.image[torch.arange(1)].shape[1] if clip else cfg.model.clip_dim, device)
     inputs = BatchInputs(train.images, cfg.model.input_size, device, cfg.memory_format, prepare=not before)
-    for module in state.model.modules():
-        if before and isinstance(module, torch.nn.LeakyReLU):
-            module.inplace = False
+    if before:
+        for module in state.model.modules():
+            if isinstance(module, torch.nn.LeakyReLU):
+                module.inplace = False
     times = []
 
     def tick(b):
