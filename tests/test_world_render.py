@@ -90,16 +90,42 @@ def test_uv_is_the_projection_of_xyz_with_the_crop_camera():
     assert (out["xyz"][..., 2] > 250).all()  # in front of the camera, in millimetres (the palm at 450 mm or more)
 
 
+BLUR_REACH = 3  # pixels: the widest camera blur (sigma 1% of the size: 0.48 px at 48 px) has kernel radius 2; one to spare
+
+
+def _edge(mask: torch.Tensor) -> torch.Tensor:
+    """Pixels of (N, H, W) bool masks with a 4-neighbour of the other class."""
+    padded = torch.nn.functional.pad(mask[:, None].float(), (1, 1, 1, 1), mode="replicate")[:, 0]
+    neighbours = torch.stack([padded[:, :-2, 1:-1], padded[:, 2:, 1:-1], padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]])
+    return (neighbours != mask.float()).any(0)
+
+
+def test_edge_marks_both_sides_of_a_silhouette():
+    mask = torch.zeros(1, 4, 4, dtype=torch.bool)
+    mask[0, 1:3, 1:3] = True
+    edge = _edge(mask)[0]
+    assert edge[1:3, 1:3].all() and edge[0, 1:3].all() and edge[1:3, 3].all()
+    assert not edge[0, 0] and not edge[3, 3]  # diagonal neighbours only
+
+
 def test_renders_match_the_reference_of_this_generator_version():
     """A change that alters rendered samples must bump GENERATOR_VERSION (see tests/render_reference.py).
-    Another CPU may round a transcendental function differently in the last bit, which can move a
-    pixel by one level: that much is tolerated, nothing more."""
+    Another CPU may round a transcendental function differently in the last bit (the reference is
+    an Intel Xeon's; an AMD EPYC's renders differ, RESULTS.md): that may move a pixel by a level or two,
+    or flip a pixel on a hand's silhouette, and with it that pixel's colour and, through the camera's
+    blur, its neighbours'. That much is tolerated: at most 5% of the silhouettes' edge pixels flipped,
+    none inside a hand or the background; values farther than BLUR_REACH from a flipped pixel at most two
+    levels apart and fewer than 0.5% of them changed; nothing more."""
     ref = torch.load(PATH)
     assert ref["generator_version"] == GENERATOR_VERSION, f"{PATH} is for version {ref['generator_version']}: regenerate it"
     for name, now in render_reference()["renders"].items():
-        assert torch.equal(now["mask"], ref["renders"][name]["mask"]), f"{name}: hand silhouettes changed"
-        diff = (now["image"].int() - ref["renders"][name]["image"].int()).abs()
-        assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-3, f"{name}: pixels changed (max {diff.max()})"
+        mask = ref["renders"][name]["mask"]
+        flipped, edge = now["mask"] != mask, _edge(mask)
+        assert not (flipped & ~edge).any(), f"{name}: hand silhouettes changed away from their edges"
+        assert flipped.sum() <= 0.05 * edge.sum(), f"{name}: {flipped.sum()} of {edge.sum()} edge pixels flipped"
+        near = torch.nn.functional.max_pool2d(flipped[:, None].float(), 2 * BLUR_REACH + 1, 1, BLUR_REACH) > 0
+        diff = (now["image"].int() - ref["renders"][name]["image"].int()).abs().masked_fill(near, 0)
+        assert diff.max() <= 2 and (diff > 0).float().mean() < 5e-3, f"{name}: pixels changed (max {diff.max()})"
 
 
 def test_take_is_advanced_indexing():
