@@ -104,10 +104,15 @@ def study_plan(name: str, base, targets: list[str] | None = None, storage: str |
     return plan, study
 
 
+def table_studies(base, targets: list[str] | None = None, storage: str | None = None, skip: tuple[str, ...] = ()) -> list:
+    """(plan, study or None) of every table but `skip`, for base's preset and flags."""
+    return [study_plan(name, base, targets, storage) for name in spec_names() if name not in skip]
+
+
 def earlier_studies(base, skip: list[str], targets: list[str] | None = None, storage: str | None = None) -> list:
     """The studies of every table but `skip` that have run for base's preset and flags: where a table
     without a Baseline row finds the Baseline's runs when Table 4(a) ran in an earlier command."""
-    return [study for name in spec_names() if name not in skip for _, study in [study_plan(name, base, targets, storage)] if study]
+    return [study for _, study in table_studies(base, targets, storage, tuple(skip)) if study is not None]
 
 
 def _ids(joined: str) -> list[str]:
@@ -671,8 +676,7 @@ def run_report(base, out: Path, targets: list[str] | None = None, storage: str |
     returns the files written and the tables without a study. Raises NoStudies when no table has one.
     `ui`: the MLflow UI the run ids link to."""
     found, absent = [], []
-    for name in spec_names():
-        plan, study = study_plan(name, base, targets, storage)
+    for plan, study in table_studies(base, targets, storage):
         (found if study is not None else absent).append((plan, study))
     if not found:
         where = storage_label(storage, "*")
