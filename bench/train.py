@@ -7,8 +7,8 @@ process and on the same batches, of the Baseline on the reference path and on th
 (RunConfig's defaults), alternating the two for --rounds rounds and taking the median, so that noise
 from other processes hits both. The reference path is the step as issue #17 measured it: precision
 fp32, memory_format contiguous, PyTorch's own Adam (the trainer before v4), every batch resized from the
-stored crops and LeakyReLU out of place (the trainer before BatchInputs and in-place LeakyReLU, which
-compute the same values). It prints images/s and the ratio default / reference; --json prints only
+stored crops, LeakyReLU out of place and gradients clipped by torch.nn.utils.clip_grad_norm_ (the trainer
+before BatchInputs, in-place LeakyReLU and loop.clip_gradients, which compute the same values). It prints images/s and the ratio default / reference; --json prints only
 that, as one JSON object {"small": {"reference_img_s": ..., "default_img_s": ..., "ratio": ...}, "tiny": {...}}.
 The threads are torch's default unless $OMP_NUM_THREADS says (a study's two workers on two cores train
 on one thread each). A training prepares its inputs before its first step: that is not timed.
@@ -22,13 +22,16 @@ architecture is used and nothing needs pre-training.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import statistics
 import time
+from unittest import mock
 
 import torch
 
+import repro.train.loop as loop
 from repro.presets import preset_config
 from repro.train.data import load_split
 from repro.train.evaluate import BatchInputs, effective_precision
@@ -59,7 +62,7 @@ class _Lazy:
 
 def _rate(cfg, train, clip, device, before: bool) -> float:
     """Images/s of one epoch of `cfg` over `train`, its first WARM steps left out; `before`: with the
-    input and activation code of the step issue #17 measured."""
+    input, activation and clipping code of the step issue #17 measured."""
     state = new_state(cfg, clip.image[torch.arange(1)].shape[1] if clip else cfg.model.clip_dim, device)
     inputs = BatchInputs(train.images, cfg.model.input_size, device, cfg.memory_format, prepare=not before)
     if before:
@@ -73,8 +76,13 @@ def _rate(cfg, train, clip, device, before: bool) -> float:
             torch.cuda.synchronize()
         times.append(time.perf_counter())
 
-    train_epoch(cfg, state, train, clip, device, on_step=tick, inputs=inputs)
+    with mock.patch.object(loop, "clip_gradients", _torch_clip) if before else contextlib.nullcontext():
+        train_epoch(cfg, state, train, clip, device, on_step=tick, inputs=inputs)
     return cfg.batch_size * (len(times) - 1 - WARM) / (times[-1] - times[WARM])
+
+
+def _torch_clip(params, max_norm):
+    torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
 
 
 def _medians(paths: dict, train, device, rounds: int) -> dict[str, float]:

@@ -109,6 +109,19 @@ class _Guard:
             )
 
 
+def clip_gradients(params: list[torch.Tensor], max_norm: float) -> None:
+    """torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True), the same values bit for bit, for a
+    model whose gradients share one device and dtype: without its grouping of them by device and dtype on
+    every call, and on the CPU without multiplying them by 1.0 when their norm is under max_norm (most
+    steps). Together that was 3% of a `small` step on the CPU (RESULTS.md)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    if coef.device.type == "cpu" and coef.item() == 1.0:  # on the CPU reading it back waits for nothing
+        return
+    torch._foreach_mul_(grads, coef)
+
+
 def batch_inputs(cfg: RunConfig, split, device) -> BatchInputs:
     """The model inputs of a training split (or its restyled twin), prepared once per training."""
     return BatchInputs(split.images, cfg.model.input_size, device, cfg.memory_format)
@@ -128,6 +141,7 @@ def train_epoch(
     sums = torch.zeros(len(LOSSES), device=device)
     guard = _Guard(device)
     inputs = inputs if inputs is not None else batch_inputs(cfg, train, device)
+    params = [p for p in model.parameters() if p.requires_grad]
 
     with tqdm(total=n_batches, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch", leave=False, mininterval=0.5) as bar:
         for b in range(n_batches):
@@ -150,8 +164,8 @@ def train_epoch(
                 group["lr"] = scheduled_lr(cfg, state.epoch * n_batches + b, cfg.epochs * n_batches)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if cfg.grad_clip > 0:  # on the device: clip_grad_norm_ reads nothing back
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=True)
+            if cfg.grad_clip > 0:
+                clip_gradients(params, cfg.grad_clip)
             optimizer.step()
             sums += values
             if bar.update():  # it redrew (at most every mininterval): show these losses from its next redraw
