@@ -67,7 +67,7 @@ def find_runs(run_hash: str) -> list:
     return client().search_runs([exp], filter_string=f"tags.run_hash = '{run_hash}'", order_by=["attributes.start_time DESC"])
 
 
-def _clip_features(encoder, train) -> ClipFeatures | None:
+def clip_features(encoder, train) -> ClipFeatures | None:
     if encoder is None:
         return None
     from repro.clip.features import image_features, text_features
@@ -130,7 +130,7 @@ def train_run(cfg: RunConfig, parent_run_id: str | None = None, extra_tags: dict
 
     device = device_for_training()
     train = split_tensors(inputs.splits["train"])
-    clip = _clip_features(inputs.encoder, train)
+    clip = clip_features(inputs.encoder, train)
     restyled = split_tensors(inputs.splits["restyled"]) if cfg.restyled else None
     if cfg.cv_folds:  # validate on a fold of the source training split; never look at a target
         train, val, held_out = cv_split(train, cfg.cv_folds, cfg.cv_fold)

@@ -1,0 +1,145 @@
+"""How near a preset's training comes to diverging in its first epoch, over seeds (run by hand).
+
+    .venv/bin/python bench/stability.py [--preset small] [--seeds 12] [--steps N] [--workers 2]
+        [--row NAME KEY=VALUE ...] [--set KEY=VALUE ...] [--json]
+
+Every divergence of the `small` preset's trainings seen so far came in their first epoch, between the
+warm-up's middle and a few hundred steps after its end (RESULTS.md), so recipes can be compared there
+at an eighth of a training's cost (--steps runs on past the first epoch, for a longer warm-up).
+For each row (default: the Baseline, Table 6's normal augmentation (supervised) and Table 5's
+lambda3=0.001 at r=0.6, the rows that diverged) and each seed 0..SEEDS-1, it runs the training's first
+--steps steps (default: the first epoch) exactly as `repro train` would, in worker processes of one
+thread each (as a study trains), tracking nothing, and records each step's gradient norm before
+clipping. Per row it prints how many seeds diverged (and at which batch), and over the others' steps
+after the first 100 the largest gradient norm and the number of steps whose norm passed 20 (a
+healthy step is about 2-7): runs that came near diverging and recovered. --set applies to every row
+(e.g. --set lr=0.0007).
+"""
+
+import argparse
+import json
+import multiprocessing
+import re
+import statistics
+from concurrent.futures import ProcessPoolExecutor
+
+import torch
+
+import repro.train.loop as loop
+from repro.presets import preset_config
+from repro.train.data import split_tensors
+from repro.train.run import clip_features, open_inputs
+
+ROWS = {
+    "Baseline": ["mode=baseline"],
+    "Normal augmentation (supervised)": ["mode=baseline", "augment=normal-supervised"],
+    "lambda3=0.001": ["mode=iete", "ratio=0.6", "lambda_con=0.001"],
+}
+WHERE = re.compile(r"at epoch \d+, batch \d+")  # in a TrainingDiverged message
+SPIKE = 20.0  # a gradient norm this far above a healthy step's
+# Left out of the norms' summary: a He draw's first steps have norms up to about 12,000 while its
+# initial heatmaps shrink (RESULTS.md), which says nothing about diverging later.
+SETTLE = 100
+
+
+class _Enough(Exception):
+    """Raised from on_step once the asked steps are done."""
+
+
+def _overrides(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"repro: error: expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def first_steps(preset: str, overrides: dict, steps: int | None) -> dict:
+    """The first `steps` steps (None: the first epoch; more than an epoch runs on into the next ones) of
+    one training: each step's pre-clip gradient norm, and the divergence message if the guard tripped."""
+    torch.set_num_threads(1)
+    cfg = preset_config(preset, overrides)
+    inputs = open_inputs(cfg)
+    train = split_tensors(inputs.splits["train"])
+    clip = clip_features(inputs.encoder, train)
+    restyled = split_tensors(inputs.splits["restyled"]) if cfg.restyled else None
+    device = torch.device("cpu")
+    state = loop.new_state(cfg, clip.image.shape[1] if clip is not None else cfg.model.clip_dim, device)
+    norms = []
+    clip_gradients = loop.clip_gradients
+
+    def recording(params, max_norm):
+        grads = [p.grad for p in params if p.grad is not None]
+        norms.append(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0))).item())
+        clip_gradients(params, max_norm)
+
+    def on_step(b):
+        if steps is not None and len(norms) >= steps:
+            raise _Enough
+
+    loop.clip_gradients = recording
+    train_inputs = loop.batch_inputs(cfg, train, device)
+    restyled_inputs = loop.batch_inputs(cfg, restyled, device) if restyled is not None else None
+    message = None
+    try:
+        for _ in range(cfg.epochs if steps is not None else 1):
+            loop.train_epoch(cfg, state, train, clip, device, on_step, train_inputs, restyled_inputs)
+            state.epoch += 1
+    except _Enough:
+        pass
+    except loop.TrainingDiverged as err:
+        message = str(err)
+    return {"seed": cfg.seed, "norms": norms, "diverged": message}
+
+
+def summary(results: list[dict]) -> dict:
+    """Per row: the seeds that diverged (with their messages), and over the others' steps after the first
+    SETTLE the largest gradient norm and how many passed SPIKE."""
+    healthy = [r["norms"][SETTLE:] for r in results if r["diverged"] is None]
+    return {
+        "seeds": len(results),
+        "diverged": {r["seed"]: r["diverged"] for r in results if r["diverged"] is not None},
+        "max_norm": [round(max(norms, default=0.0), 1) for norms in healthy],
+        "spike_steps": [sum(n > SPIKE for n in norms) for norms in healthy],
+        "median_norm": round(statistics.median(n for norms in healthy for n in norms), 2) if any(healthy) else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--seeds", type=int, default=12, help="seeds 0..N-1 of every row")
+    parser.add_argument("--steps", type=int, help="steps per training (default: the first epoch; may run past it)")
+    parser.add_argument("--workers", type=int, default=2, help="processes of one thread each")
+    parser.add_argument("--row", nargs="+", action="append", metavar=("NAME", "KEY=VALUE"), help="a row: a name and its overrides")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override for every row")
+    parser.add_argument("--json", action="store_true", help="print one JSON object {row: summary}")
+    args = parser.parse_args()
+    rows = {r[0]: r[1:] for r in args.row} if args.row else ROWS
+    common = _overrides(args.set)
+    for name, items in rows.items():  # bad fields fail here, before any training
+        preset_config(args.preset, {**_overrides(items), **common})
+    jobs = [(name, {**_overrides(items), **common, "seed": seed}) for name, items in rows.items() for seed in range(args.seeds)]
+    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [(name, pool.submit(first_steps, args.preset, overrides, args.steps)) for name, overrides in jobs]
+        results = {name: [] for name in rows}
+        for name, future in futures:
+            results[name].append(future.result())
+    out = {name: summary(r) for name, r in results.items()}
+    if args.json:
+        print(json.dumps(out))
+        return
+    print(f"preset {args.preset}, overrides {common or 'none'}, seeds 0-{args.seeds - 1}, steps {args.steps or 'the first epoch'}")
+    for name, s in out.items():
+        diverged = ", ".join(f"seed {seed} {WHERE.search(m)[0]}" for seed, m in s["diverged"].items())
+        print(
+            f"{name:32s} diverged {len(s['diverged'])} of {s['seeds']}{f' ({diverged})' if diverged else ''}; "
+            f"the others: largest gradient norm {max(s['max_norm'], default=float('nan'))}, "
+            f"steps over {SPIKE:g} {sum(s['spike_steps'])} (per seed {s['spike_steps']}), median norm {s['median_norm']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
