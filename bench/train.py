@@ -6,10 +6,11 @@ For each preset it times whole training steps (batching, forward, losses, backwa
 process and on the same batches, of the Baseline on the reference path and on the default path
 (RunConfig's defaults), alternating the two for --rounds rounds and taking the median, so that noise
 from other processes hits both. The reference path is the step as issue #17 measured it: precision
-fp32, memory_format contiguous, PyTorch's own Adam (the trainer before v4), every batch resized from the
-stored crops, LeakyReLU out of place and gradients clipped by torch.nn.utils.clip_grad_norm_ (the trainer
-before BatchInputs, in-place LeakyReLU and loop.clip_gradients, which compute the same values). It prints images/s and the ratio default / reference; --json prints only
-that, as one JSON object {"small": {"reference_img_s": ..., "default_img_s": ..., "ratio": ...}, "tiny": {...}}.
+fp32, memory_format contiguous, PyTorch's own Adam (the trainer before v4), every batch resized from
+the stored crops, LeakyReLU out of place and the gradients clipped by clip_grad_norm_ (the trainer
+before BatchInputs, in-place LeakyReLU and loop.clip_gradients, which compute the same values). It
+prints images/s and the ratio default / reference; --json prints only that, as one JSON object
+{"small": {"reference_img_s": ..., "default_img_s": ..., "ratio": ...}, "tiny": {...}}.
 The threads are torch's default unless $OMP_NUM_THREADS says (a study's two workers on two cores train
 on one thread each). A training prepares its inputs before its first step: that is not timed.
 
