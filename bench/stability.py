@@ -8,12 +8,12 @@ warm-up's middle and a few hundred steps after its end (RESULTS.md), so recipes 
 at an eighth of a training's cost (--steps runs on past the first epoch, for a longer warm-up).
 For each row (default: the Baseline, Table 6's normal augmentation (supervised) and Table 5's
 lambda3=0.001 at r=0.6, the rows that diverged) and each seed 0..SEEDS-1, it runs the training's first
---steps steps (default: the first epoch) exactly as `repro train` would, in worker processes of one
-thread each (as a study trains), tracking nothing, and records each step's gradient norm before
-clipping. Per row it prints how many seeds diverged (and at which batch), and over the others' steps
-after the first 100 the largest gradient norm and the number of steps whose norm passed 20 (a
-healthy step is about 2-7): runs that came near diverging and recovered. --set applies to every row
-(e.g. --set lr=0.0007).
+--steps steps (default: the first epoch) exactly as `repro train` would (on its device), in worker
+processes of one thread each (as a study trains), tracking nothing, and records each step's gradient
+norm before clipping. Per row it prints how many seeds diverged (and at which batch), and over the
+others' steps after the first 100 the largest gradient norm and the number of steps whose norm passed
+20 (a healthy step is about 2-7): runs that came near diverging and recovered. --set applies to every
+row (e.g. --set lr=0.0007).
 """
 
 import argparse
@@ -26,9 +26,10 @@ from concurrent.futures import ProcessPoolExecutor
 import torch
 
 import repro.train.loop as loop
+from repro.config import ConfigError
 from repro.presets import preset_config
 from repro.train.data import split_tensors
-from repro.train.run import clip_features, open_inputs
+from repro.train.run import clip_features, device_for_training, open_inputs
 
 ROWS = {
     "Baseline": ["mode=baseline"],
@@ -65,7 +66,7 @@ def first_steps(preset: str, overrides: dict, steps: int | None) -> dict:
     train = split_tensors(inputs.splits["train"])
     clip = clip_features(inputs.encoder, train)
     restyled = split_tensors(inputs.splits["restyled"]) if cfg.restyled else None
-    device = torch.device("cpu")
+    device = device_for_training()
     state = loop.new_state(cfg, clip.image.shape[1] if clip is not None else cfg.model.clip_dim, device)
     norms = []
     clip_gradients = loop.clip_gradients
@@ -101,7 +102,7 @@ def summary(results: list[dict]) -> dict:
     return {
         "seeds": len(results),
         "diverged": {r["seed"]: r["diverged"] for r in results if r["diverged"] is not None},
-        "max_norm": [round(max(norms, default=0.0), 1) for norms in healthy],
+        "max_norm": [round(max(norms), 1) for norms in healthy if norms],  # none when a run is under SETTLE steps
         "spike_steps": [sum(n > SPIKE for n in norms) for norms in healthy],
         "median_norm": round(statistics.median(n for norms in healthy for n in norms), 2) if any(healthy) else None,
     }
@@ -120,7 +121,10 @@ def main() -> None:
     rows = {r[0]: r[1:] for r in args.row} if args.row else ROWS
     common = _overrides(args.set)
     for name, items in rows.items():  # bad fields fail here, before any training
-        preset_config(args.preset, {**_overrides(items), **common})
+        try:
+            preset_config(args.preset, {**_overrides(items), **common})
+        except ConfigError as err:
+            raise SystemExit(f"repro: error: row {name!r}: {err}") from None
     jobs = [(name, {**_overrides(items), **common, "seed": seed}) for name, items in rows.items() for seed in range(args.seeds)]
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [(name, pool.submit(first_steps, args.preset, overrides, args.steps)) for name, overrides in jobs]
