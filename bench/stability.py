@@ -1,13 +1,13 @@
 """How near a preset's training comes to diverging in its first epoch, over seeds (run by hand).
 
-    .venv/bin/python bench/stability.py [--preset small] [--seeds 12] [--steps N] [--workers 2]
+    .venv/bin/python bench/stability.py [--preset small] [--seeds 12] [--first-seed 0] [--steps N] [--workers 2]
         [--row NAME KEY=VALUE ...] [--set KEY=VALUE ...] [--json]
 
 Every divergence of the `small` preset's trainings seen so far came in their first epoch, between the
 warm-up's middle and a few hundred steps after its end (RESULTS.md), so recipes can be compared there
 at an eighth of a training's cost (--steps runs on past the first epoch, for a longer warm-up).
 For each row (default: the Baseline, Table 6's normal augmentation (supervised) and Table 5's
-lambda3=0.001 at r=0.6, the rows that diverged) and each seed 0..SEEDS-1, it runs the training's first
+lambda3=0.001 at r=0.6, the rows that diverged) and each seed (0..SEEDS-1 by default), it runs the training's first
 --steps steps (default: the first epoch) exactly as `repro train` would (on its device), in worker
 processes of one thread each (as a study trains), tracking nothing, and records each step's gradient
 norm before clipping. Per row it prints how many seeds diverged (and at which batch), and over the
@@ -111,7 +111,8 @@ def summary(results: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="small")
-    parser.add_argument("--seeds", type=int, default=12, help="seeds 0..N-1 of every row")
+    parser.add_argument("--seeds", type=int, default=12, help="seeds per row: FIRST..FIRST+N-1")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument("--steps", type=int, help="steps per training (default: the first epoch; may run past it)")
     parser.add_argument("--workers", type=int, default=2, help="processes of one thread each")
     parser.add_argument("--row", nargs="+", action="append", metavar=("NAME", "KEY=VALUE"), help="a row: a name and its overrides")
@@ -125,7 +126,11 @@ def main() -> None:
             preset_config(args.preset, {**_overrides(items), **common})
         except ConfigError as err:
             raise SystemExit(f"repro: error: row {name!r}: {err}") from None
-    jobs = [(name, {**_overrides(items), **common, "seed": seed}) for name, items in rows.items() for seed in range(args.seeds)]
+    jobs = [
+        (name, {**_overrides(items), **common, "seed": seed})
+        for name, items in rows.items()
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
+    ]
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [(name, pool.submit(first_steps, args.preset, overrides, args.steps)) for name, overrides in jobs]
         results = {name: [] for name in rows}
@@ -135,7 +140,9 @@ def main() -> None:
     if args.json:
         print(json.dumps(out))
         return
-    print(f"preset {args.preset}, overrides {common or 'none'}, seeds 0-{args.seeds - 1}, steps {args.steps or 'the first epoch'}")
+    print(
+        f"preset {args.preset}, overrides {common or 'none'}, seeds {args.first_seed}-{args.first_seed + args.seeds - 1}, steps {args.steps or 'the first epoch'}"
+    )
     for name, s in out.items():
         diverged = ", ".join(f"seed {seed} {WHERE.search(m)[0]}" for seed, m in s["diverged"].items())
         print(
