@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 import torch
 
 import repro.train.loop as loop
-from repro.config import ConfigError
+from repro.config import ConfigError, parse_overrides
 from repro.presets import preset_config
 from repro.train.data import split_tensors
 from repro.train.run import clip_features, device_for_training, open_inputs
@@ -45,16 +45,6 @@ SETTLE = 100
 
 class _Enough(Exception):
     """Raised from on_step once the asked steps are done."""
-
-
-def _overrides(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"repro: error: expected KEY=VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def first_steps(preset: str, overrides: dict, steps: int | None) -> dict:
@@ -119,16 +109,21 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override for every row")
     parser.add_argument("--json", action="store_true", help="print one JSON object {row: summary}")
     args = parser.parse_args()
-    rows = {r[0]: r[1:] for r in args.row} if args.row else ROWS
-    common = _overrides(args.set)
-    for name, items in rows.items():  # bad fields fail here, before any training
-        try:
-            preset_config(args.preset, {**_overrides(items), **common})
+    try:
+        common = parse_overrides(args.set)
+    except ConfigError as err:
+        raise SystemExit(f"repro: error: {err}") from None
+    rows = {}
+    for name, *items in args.row or [[name, *items] for name, items in ROWS.items()]:
+        try:  # bad rows fail here, before any training
+            rows[name] = {**parse_overrides(items, "--row"), **common}
+            if preset_config(args.preset, rows[name]).grad_clip <= 0:
+                raise ConfigError("grad_clip must be > 0: the bench records the norms where the trainer clips them")
         except ConfigError as err:
             raise SystemExit(f"repro: error: row {name!r}: {err}") from None
     jobs = [
-        (name, {**_overrides(items), **common, "seed": seed})
-        for name, items in rows.items()
+        (name, {**overrides, "seed": seed})
+        for name, overrides in rows.items()
         for seed in range(args.first_seed, args.first_seed + args.seeds)
     ]
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -196,6 +196,18 @@ def _coerce(value: str, annotation):
         raise ValueError(f"expected {_EXPECTED.get(annotation, getattr(annotation, '__name__', annotation))}") from None
 
 
+def parse_overrides(items: list[str], flag: str = "--set") -> dict[str, str]:
+    """['mode=baseline', 'model.width=0.5'] -> {'mode': 'baseline', 'model.width': '0.5'}, for with_overrides;
+    an item without '=' raises ConfigError naming `flag`."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"{flag} expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
 def with_overrides(config, overrides: dict[str, object], _prefix: str = ""):
     """A copy of a (nested) config with dotted-key overrides; values may be strings from --set.
     Bad keys and values raise ConfigError naming the dotted field and what was expected."""

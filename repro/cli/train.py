@@ -24,15 +24,10 @@ def config_args(parser) -> None:
 
 
 def config_from_args(args):
-    from repro.config import ConfigError
+    from repro.config import parse_overrides
     from repro.presets import preset_config
 
-    overrides = {}
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key.strip()] = value.strip()
+    overrides = parse_overrides(args.overrides)
     for name in ("source", "targets", "data_root", "clip", "clip_checkpoint"):  # flags named as the fields
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
