@@ -62,9 +62,9 @@ def first_steps(preset: str, overrides: dict, steps: int | None) -> dict:
     clip_gradients = loop.clip_gradients
 
     def recording(params, max_norm):
-        grads = [p.grad for p in params if p.grad is not None]
-        norms.append(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0))).item())
-        clip_gradients(params, max_norm)
+        total = clip_gradients(params, max_norm)
+        norms.append(total.item())
+        return total
 
     def on_step(b):
         if steps is not None and len(norms) >= steps:

@@ -304,7 +304,8 @@ def test_grad_clip_caps_the_global_gradient_norm_of_every_step():
 
 
 def test_clip_gradients_is_torchs_clip_grad_norm_bit_for_bit():
-    """Under the limit (left as they are) and over it (scaled), with a gradient left None."""
+    """Under the limit (left as they are) and over it (scaled), with a gradient left None; both return the
+    total norm before clipping."""
     gen = torch.Generator().manual_seed(0)
     shapes = [(8, 3, 3, 3), (8,), (16, 8), (5,), (4, 4)]
     for scale, clipped in ((1e-3, False), (10.0, True)):
@@ -314,8 +315,8 @@ def test_clip_gradients_is_torchs_clip_grad_norm_bit_for_bit():
             a.grad = torch.randn(a.shape, generator=gen) * scale
             b.grad = a.grad.clone()
         before = [p.grad.clone() for p in ours[:-1]]
-        loop.clip_gradients(ours, 1.0)
-        torch.nn.utils.clip_grad_norm_(theirs, 1.0, foreach=True)
+        total = loop.clip_gradients(ours, 1.0)
+        assert torch.equal(total, torch.nn.utils.clip_grad_norm_(theirs, 1.0, foreach=True))
         assert all(torch.equal(a.grad, b.grad) for a, b in zip(ours[:-1], theirs[:-1])) and ours[-1].grad is None
         assert clipped != all(torch.equal(a.grad, b) for a, b in zip(ours[:-1], before))
 

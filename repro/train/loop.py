@@ -109,14 +109,16 @@ class _Guard:
             )
 
 
-def clip_gradients(params: list[torch.Tensor], max_norm: float) -> None:
+def clip_gradients(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     """torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True), the same values bit for bit, for a
     model whose gradients share one device and dtype, without its grouping of them by device and dtype on
-    every call (Python work that was about 1% of a `small` step on the CPU; RESULTS.md). Like it, it reads
-    nothing back: the scale (1 under max_norm) stays on the device."""
+    every call (Python work that was about 1% of a `small` step on the CPU; RESULTS.md). Like it, it
+    returns the gradients' total norm before clipping and reads nothing back: the scale (1 under
+    max_norm) stays on the device."""
     grads = [p.grad for p in params if p.grad is not None]
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
     torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    return total
 
 
 def batch_inputs(cfg: RunConfig, split, device) -> BatchInputs:
