@@ -23,8 +23,9 @@ from repro.model.config import ModelConfig
 # v3: Branch1's stage 3 with the supplement's six conv128 layers, hand3d's visible-joint metrics;
 # v4: bf16 autocast where the device has bf16 units and channels-last by default, Table 6's augmentations
 # batched, with other random draws; v5: the fused Adam kernel by default, whose rounding differs; v6: paired
-# rows, a seed's models start alike with or without Branch2 and see one batch order; f_PP in fp32 under bf16).
-TRAINER_VERSION = 6
+# rows, a seed's models start alike with or without Branch2 and see one batch order; f_PP in fp32 under bf16;
+# v7: model.viewpoint, f_PP's rotation angle bounded below pi by default).
+TRAINER_VERSION = 7
 
 
 LR_SCHEDULES = ("constant", "cosine")  # the paper's fixed Adam lr; cosine decay to 0 over the run
@@ -248,5 +249,5 @@ def from_dict(data: dict) -> RunConfig:
     """Inverse of RunConfig.to_dict (re-creates a run from its logged parameters)."""
     data = dict(data)
     data.pop("trainer_version", None)  # written by canonical_json; identifies code, not a field
-    model = ModelConfig(**data.pop("model", {}))
+    model = ModelConfig.from_record(data.pop("model", {}))
     return with_overrides(RunConfig(model=model), data)

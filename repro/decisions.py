@@ -86,6 +86,9 @@ DECISIONS: tuple[Decision, ...] = (
              "STB labels the palm, not the wrist; this keeps STB's palm as the evaluation root"),
     Decision("batch size", Field("batch_size"), "repro.train.loop", "the paper gives none: the preset decides"),
     Decision("epochs", Field("epochs"), "repro.train.run", "the paper gives none: the preset decides"),
+    Decision("viewpoint: rotation angle", Field("model.viewpoint"), "repro.model.pose_prior",
+             "the supplement gives three FC(1) heads -> axis-angle -> Rodrigues; 'bounded' squashes the angle below pi, "
+             "as the unbounded heads ran away and diverged a third of Table 6's supervised-augmentation trainings"),
     Decision("weight init", Field("model.init"), "repro.model.hand_pose", "the paper does not say; 'torch' is PyTorch's default"),
     Decision("lr schedule", Field("lr_schedule"), "repro.train.loop", "the paper gives a fixed Adam lr ('constant')"),
     Decision("lr warm-up (share of steps)", Field("lr_warmup"), "repro.train.loop.scheduled_lr", "the paper gives none (0)"),

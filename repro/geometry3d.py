@@ -9,9 +9,11 @@ Conventions (row vectors, as in hand3d's `canonical_trafo`):
   with x > 0 (hand3d: "Node that will be at 0/-D/0" and "z=0, x>0");
 - R (B,3,3) is a proper rotation (det +1) with coords_rel_norm = canonical @ R, hence
   canonical = coords_rel_norm @ R^T. R is what f_PP's viewpoint stream has to predict: the model
-  outputs c = canonical @ rodrigues(axis_angle).
+  outputs c = canonical @ rodrigues(axis_angle), its axis-angle optionally squashed by bounded_angle.
 All hands are right hands (left hands are mirrored by the loaders), so no flip is applied.
 """
+
+import math
 
 import torch
 
@@ -46,6 +48,21 @@ def rodrigues(axis_angle: torch.Tensor) -> torch.Tensor:
     k = _skew(axis_angle)
     eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device).expand_as(k)
     return eye + a[..., None, None] * k + b[..., None, None] * (k @ k)
+
+
+def bounded_angle(axis_angle: torch.Tensor, limit: float = math.pi) -> torch.Tensor:
+    """The same axis with its angle t = |axis_angle| mapped to limit * tanh(t / limit): (B,3) -> (B,3).
+
+    Below limit = pi every rotation is still reached once (axis-angle covers SO(3) up to t = pi), small
+    angles barely move (factor 1 - t^2 / (3 limit^2), 0.992 at t = 0.5), and no head output gives an
+    angle past the limit: unbounded heads drift to angles of thousands of radians, where R turns
+    over and over with the heads' outputs and the pose loss's gradient explodes (RESULTS.md). Guarded
+    at t = 0 like rodrigues: below t^2 = 1e-8 the factor's Taylor expansion is used."""
+    theta2 = (axis_angle * axis_angle).sum(-1, keepdim=True)
+    small = theta2 < _SMALL_THETA2
+    theta = torch.sqrt(torch.where(small, torch.ones_like(theta2), theta2))
+    factor = torch.where(small, 1.0 - theta2 / (3.0 * limit * limit), limit * torch.tanh(theta / limit) / theta)
+    return axis_angle * factor
 
 
 def normalize_pose(xyz: torch.Tensor):

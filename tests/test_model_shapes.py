@@ -8,6 +8,7 @@ import torch
 
 from repro.model.config import ModelConfig
 from repro.model.hand_pose import HandPoseModel
+from repro.model.pose_prior import PosePrior
 
 PAPER = ModelConfig(input_size=256, width=1.0)
 
@@ -297,6 +298,32 @@ def test_config_width_rounding_and_validation():
             ModelConfig(**bad)
     with pytest.raises(ValueError):
         HandPoseModel(ModelConfig(input_size=32, width=0.0625))(torch.randn(1, 3, 64, 64))
+
+
+def test_viewpoint_bounds_the_rotation_angle_and_old_records_keep_theirs():
+    """A runaway viewpoint head gives R of angle pi with model.viewpoint="bounded" (the default), and the
+    heads' own angle, taken mod 2 pi, with "axis-angle"; records written before the field read as
+    "axis-angle", the map they were trained with."""
+    torch.manual_seed(0)
+    heatmaps = torch.rand(2, 21, 8, 8)
+    angles = {}
+    for viewpoint in ("bounded", "axis-angle"):
+        torch.manual_seed(0)
+        prior = PosePrior(ModelConfig(input_size=64, width=0.125, viewpoint=viewpoint))
+        with torch.no_grad():
+            for head in (prior.ux, prior.uy, prior.uz):
+                head.weight.zero_()
+                head.bias.zero_()
+            prior.uz.bias.fill_(100.0)  # an angle of 100 rad about z
+        _, _, rotation = prior(heatmaps)
+        angles[viewpoint] = torch.atan2(rotation[:, 1, 0], rotation[:, 0, 0])
+    assert torch.allclose(angles["bounded"].abs(), torch.full((2,), math.pi), atol=1e-3)
+    assert torch.allclose(angles["axis-angle"], torch.full((2,), math.remainder(100.0, 2 * math.pi)), atol=1e-4)
+    assert ModelConfig().viewpoint == "bounded"
+    assert ModelConfig.from_record({"width": 0.5}).viewpoint == "axis-angle"
+    assert ModelConfig.from_record({"viewpoint": "bounded"}).viewpoint == "bounded"
+    with pytest.raises(ValueError, match="model.viewpoint.*expected one of"):
+        ModelConfig(viewpoint="quaternion")
 
 
 def test_he_init_keeps_the_signal_scale():

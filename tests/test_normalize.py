@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from repro.data.joints import palm_centre
-from repro.geometry3d import denormalize, normalize_pose, rodrigues
+from repro.geometry3d import bounded_angle, denormalize, normalize_pose, rodrigues
 
 
 def _hands(n: int = 4, seed: int = 0) -> torch.Tensor:
@@ -77,3 +77,28 @@ def test_rodrigues_ninety_degrees_and_continuity():
     rr = rodrigues(aa)
     assert torch.allclose(rr @ rr.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(5, 3, 3))
     assert torch.allclose(torch.linalg.det(rr), torch.ones(5, dtype=torch.float64))
+
+
+def test_bounded_angle_keeps_the_axis_and_squashes_the_angle_below_pi():
+    aa = torch.tensor([[math.pi, 0.0, 0.0], [0.0, 0.0, -0.5], [0.0, 3000.0, 0.0], [0.6, 0.0, 0.8]], dtype=torch.float64)
+    out = bounded_angle(aa)
+    expected = [
+        [math.pi * math.tanh(1.0), 0.0, 0.0],  # 2.3926: pi tanh 1
+        [0.0, 0.0, -math.pi * math.tanh(0.5 / math.pi)],  # -0.4958: small angles barely move
+        [0.0, math.pi, 0.0],  # a runaway head stops at pi
+        [0.6 * math.pi * math.tanh(1.0 / math.pi), 0.0, 0.8 * math.pi * math.tanh(1.0 / math.pi)],  # same axis
+    ]
+    assert torch.allclose(out, torch.tensor(expected, dtype=torch.float64), atol=1e-12)
+    assert out[0, 0].item() == pytest.approx(2.39262, abs=1e-5)
+
+
+def test_bounded_angle_at_zero_is_the_identity_map_with_its_gradient():
+    aa = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
+    out = bounded_angle(aa)
+    assert torch.equal(out.detach(), torch.zeros(1, 3, dtype=torch.float64))
+    (out * torch.tensor([[1.0, -2.0, 3.0]], dtype=torch.float64)).sum().backward()
+    assert aa.grad.tolist() == [[1.0, -2.0, 3.0]]
+    # either side of the Taylor switch (t^2 = 1e-8) agree
+    sides = bounded_angle(torch.tensor([[0.99e-4, 0.0, 0.0], [1.01e-4, 0.0, 0.0]], dtype=torch.float64))
+    for k, t in enumerate((0.99e-4, 1.01e-4)):
+        assert sides[k, 0].item() == pytest.approx(math.pi * math.tanh(t / math.pi), rel=1e-15)

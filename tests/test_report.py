@@ -279,7 +279,7 @@ def test_claims_differences_and_power_on_a_two_seed_study(store, tmp_path, capsy
         ("IE+TE r=0.6 beats the Baseline (IE+TE r=0.6 vs Baseline)", "RHD"): ("-1.02", -10.0, "1.00", "holds"),
         ("IE beats the Baseline (IE vs Baseline)", "STB"): ("-1.11", -5.0, "1.00", "holds"),
         ("IE+TE beats IE (IE+TE r=0.6 vs IE)", "STB"): ("-0.03", -5.0, "1.00", "holds"),
-        ("IE+TE beats IE (IE+TE r=0.9 vs IE)", "RHD"): ("-1.55", 0.0, "0.51", "inconclusive"),
+        ("IE+TE beats IE (IE+TE r=0.9 vs IE)", "RHD"): ("-1.55", 0.0, "0.52", "inconclusive"),
         ("r = 0.4 is worse than r = 0.6 (IE+TE r=0.6 vs IE+TE r=0.4)", "STB"): ("-12.28", -5.0, "1.00", "holds"),
         ("r = 0.4 is worse than r = 0.6 (IE+TE r=0.6 vs IE+TE r=0.4)", "RHD"): ("-15.67", -5.0, "1.00", "holds"),
         ("lambda3 = 0.1 beats 1 (lambda3=0.1 vs lambda3=1)", "STB"): ("-2.70", 10.0, "0.01", "reversed"),

@@ -6,6 +6,10 @@ from repro.errors import ConfigError
 
 FUSIONS = ("concat", "sum")
 INITS = ("torch", "he")
+# f_PP's viewpoint heads -> the axis-angle given to Rodrigues (repro.model.pose_prior.VIEWPOINTS)
+VIEWPOINTS = ("bounded", "axis-angle")
+# Values that records written before a field existed were computed with (ModelConfig.from_record).
+BEFORE_FIELD = {"viewpoint": "axis-angle"}
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,9 @@ class ModelConfig:
     init: "torch" (PyTorch's default init, the default; the paper does not say) or "he" (He-normal for the
         LeakyReLU, zero biases, on the trunk, Branch1 and f_PP; Branch2 keeps PyTorch's init with its
         projection output at 1/100, so that eq. 4 starts inside its 0.5 floor; see HandPoseModel).
+    viewpoint: "bounded" (the default: the three heads' axis-angle with its angle squashed below pi,
+        repro.geometry3d.bounded_angle) or "axis-angle" (the heads' output as it is, the supplement's
+        literal reading, with which about a third of Table 6's supervised-augmentation trainings diverged).
     """
 
     input_size: int = 256
@@ -41,6 +48,7 @@ class ModelConfig:
     proj_dim: int = 128
     leaky_slope: float = 0.01
     init: str = "torch"
+    viewpoint: str = "bounded"
 
     def __post_init__(self):
         checks = {
@@ -49,12 +57,19 @@ class ModelConfig:
             "prior_width": (self.prior_width is None or self.prior_width > 0, "a positive number or none"),
             "fusion": (self.fusion in FUSIONS, f"one of {FUSIONS}"),
             "init": (self.init in INITS, f"one of {INITS}"),
+            "viewpoint": (self.viewpoint in VIEWPOINTS, f"one of {VIEWPOINTS}"),
             "clip_dim": (self.clip_dim >= 1, "a positive integer"),
             "proj_dim": (self.proj_dim >= 1, "a positive integer"),
         }
         for name, (ok, expected) in checks.items():
             if not ok:
                 raise ConfigError(f"config field 'model.{name}' = {getattr(self, name)!r}: expected {expected}")
+
+    @classmethod
+    def from_record(cls, record: dict) -> "ModelConfig":
+        """The config a stored record (a run's config.json, a checkpoint's model_config) was trained with:
+        fields it predates take the value it was computed with."""
+        return cls(**{**BEFORE_FIELD, **record})
 
     @property
     def heatmap_size(self) -> int:

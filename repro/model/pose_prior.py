@@ -5,7 +5,7 @@ Input: the last-stage heatmap (B,21,h,w). Two parallel streams:
       flatten -> FC512 + LReLU, FC512 + LReLU, FC63 -> canonical (B,21,3);
   stream B (viewpoint): six 3x3 convs (64, 64 s2, 128, 128 s2, 256, 256 s2) + LeakyReLU ->
       flatten -> FC256 + LReLU, FC128 + LReLU -> three FC(1) heads -> axis-angle (B,3)
-      -> R = rodrigues(axis-angle).
+      -> R = rodrigues(axis-angle), the angle first bounded below pi unless cfg.viewpoint = "axis-angle".
 Output c = canonical @ R (B,21,3): root-relative coordinates in units of the reference bone
 (see repro.geometry3d for the frame conventions). Widths scale with cfg.prior_width (cfg.width
 unless set; not the 63 / 1 outputs); the flatten sizes follow from the heatmap size (three
@@ -18,9 +18,17 @@ import torch
 from torch import nn
 
 from repro.data.joints import N_JOINTS
-from repro.geometry3d import rodrigues
+from repro.geometry3d import bounded_angle, rodrigues
 from repro.model.config import ModelConfig
 from repro.model.heatmap_net import conv_block
+
+
+def _as_given(axis_angle: torch.Tensor) -> torch.Tensor:
+    return axis_angle
+
+
+# cfg.viewpoint -> the map from the heads' output to the axis-angle of R (names: repro.model.config.VIEWPOINTS)
+VIEWPOINTS = {"bounded": bounded_angle, "axis-angle": _as_given}
 
 
 def _down(n: int) -> int:
@@ -58,6 +66,7 @@ class PosePrior(nn.Module):
         self.ux = nn.Linear(c(128), 1)
         self.uy = nn.Linear(c(128), 1)
         self.uz = nn.Linear(c(128), 1)
+        self.viewpoint = VIEWPOINTS[cfg.viewpoint]
 
     def forward(self, heatmap: torch.Tensor):
         """heatmap (B,21,h,w) -> (coords (B,21,3), canonical (B,21,3), rotation (B,3,3)). Always in fp32, also
@@ -69,5 +78,5 @@ class PosePrior(nn.Module):
             canonical = self.fc_a(self.conv_a(heatmap).flatten(1)).reshape(-1, N_JOINTS, 3)
             v = self.fc_b(self.conv_b(heatmap).flatten(1))
             axis_angle = torch.cat([self.ux(v), self.uy(v), self.uz(v)], dim=1)
-            rotation = rodrigues(axis_angle)
+            rotation = rodrigues(self.viewpoint(axis_angle))
             return canonical @ rotation, canonical, rotation

@@ -58,7 +58,7 @@ def load_run_model(run_id: str):
     cfg = from_dict(json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/config.json")))
     ckpt_dir = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/checkpoint"))
     ckpt = torch.load(ckpt_dir / "last.pt", map_location="cpu", weights_only=False)
-    model = HandPoseModel(ModelConfig(**ckpt["model_config"]))  # as trained: Branch2 and CLIP width included
+    model = HandPoseModel(ModelConfig.from_record(ckpt["model_config"]))  # as trained: Branch2 and CLIP width included
     model.load_state_dict(ckpt["model"])
     return cfg, model.to(device_for_training())
 
