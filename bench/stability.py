@@ -12,8 +12,10 @@ lambda3=0.001 at r=0.6, the rows that diverged) and each seed (0..SEEDS-1 by def
 processes of one thread each (as a study trains), tracking nothing, and records each step's gradient
 norm before clipping. Per row it prints how many seeds diverged (and at which batch), and over the
 others' steps after the first 100 the largest gradient norm and the number of steps whose norm passed
-20 (a healthy step is about 2-7): runs that came near diverging and recovered. --set applies to every
-row (e.g. --set lr=0.0007).
+20 (a healthy step is about 2-7): runs that came near diverging and recovered; and the largest rotation
+angle f_PP's viewpoint heads asked for (before model.viewpoint's bound), over the healthy seeds and per
+diverged seed: the unbounded heads of the diverged runs had run away to hundreds of radians. --set
+applies to every row (e.g. --set lr=0.0007, --set model.viewpoint=axis-angle).
 """
 
 import argparse
@@ -58,8 +60,9 @@ def first_steps(preset: str, overrides: dict, steps: int | None) -> dict:
     restyled = split_tensors(inputs.splits["restyled"]) if cfg.restyled else None
     device = device_for_training()
     state = loop.new_state(cfg, clip.image.shape[1] if clip is not None else cfg.model.clip_dim, device)
-    norms = []
+    norms, angles = [], []
     clip_gradients = loop.clip_gradients
+    viewpoint = state.model.pose_prior.viewpoint
 
     def recording(params, max_norm):
         total = clip_gradients(params, max_norm)
@@ -70,7 +73,12 @@ def first_steps(preset: str, overrides: dict, steps: int | None) -> dict:
         if steps is not None and len(norms) >= steps:
             raise _Enough
 
+    def recording_viewpoint(axis_angle):  # the heads' angle, before model.viewpoint's map
+        angles.append(axis_angle.detach().norm(dim=-1).max())
+        return viewpoint(axis_angle)
+
     loop.clip_gradients = recording
+    state.model.pose_prior.viewpoint = recording_viewpoint
     train_inputs = loop.batch_inputs(cfg, train, device)
     restyled_inputs = loop.batch_inputs(cfg, restyled, device) if restyled is not None else None
     message = None
@@ -82,12 +90,13 @@ def first_steps(preset: str, overrides: dict, steps: int | None) -> dict:
         pass
     except loop.TrainingDiverged as err:
         message = str(err)
-    return {"seed": cfg.seed, "norms": norms, "diverged": message}
+    angle = torch.stack(angles).max().item() if angles else float("nan")
+    return {"seed": cfg.seed, "norms": norms, "diverged": message, "angle": angle}
 
 
 def summary(results: list[dict]) -> dict:
     """Per row: the seeds that diverged (with their messages), and over the others' steps after the first
-    SETTLE the largest gradient norm and how many passed SPIKE."""
+    SETTLE the largest gradient norm and how many passed SPIKE; the largest viewpoint angle of each seed."""
     healthy = [r["norms"][SETTLE:] for r in results if r["diverged"] is None]
     return {
         "seeds": len(results),
@@ -95,6 +104,7 @@ def summary(results: list[dict]) -> dict:
         "max_norm": [round(max(norms), 1) for norms in healthy if norms],  # none when a run is under SETTLE steps
         "spike_steps": [sum(n > SPIKE for n in norms) for norms in healthy],
         "median_norm": round(statistics.median(n for norms in healthy for n in norms), 2) if any(healthy) else None,
+        "max_angle": {r["seed"]: round(r["angle"], 3) for r in results},
     }
 
 
@@ -139,11 +149,16 @@ def main() -> None:
         f"preset {args.preset}, overrides {common or 'none'}, seeds {args.first_seed}-{args.first_seed + args.seeds - 1}, steps {args.steps or 'the first epoch'}"
     )
     for name, s in out.items():
-        diverged = ", ".join(f"seed {seed} {WHERE.search(m)[0]}" for seed, m in s["diverged"].items())
+        angle = s["max_angle"]
+        diverged = ", ".join(
+            f"seed {seed} {WHERE.search(m)[0]}, viewpoint angle {angle[seed]:.4g} rad" for seed, m in s["diverged"].items()
+        )
+        healthy_angle = max((a for seed, a in angle.items() if seed not in s["diverged"]), default=float("nan"))
         print(
             f"{name:32s} diverged {len(s['diverged'])} of {s['seeds']}{f' ({diverged})' if diverged else ''}; "
             f"the others: largest gradient norm {max(s['max_norm'], default=float('nan'))}, "
-            f"steps over {SPIKE:g} {sum(s['spike_steps'])} (per seed {s['spike_steps']}), median norm {s['median_norm']}"
+            f"steps over {SPIKE:g} {sum(s['spike_steps'])} (per seed {s['spike_steps']}), median norm {s['median_norm']}, "
+            f"largest viewpoint angle {healthy_angle:.4g} rad"
         )
 
 
