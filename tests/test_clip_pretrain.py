@@ -14,7 +14,7 @@ from repro.clip.encoders import build_encoder
 from repro.clip.pretrain import fresh_caption, pretrain, recipe, reusable_manifest
 from repro.clip.prompts import HANDS, HEADS, all_prompts
 from repro.clip.synthclip import PRESETS, Recipe
-from repro.clip.zeroshot import evaluate
+from repro.clip.zeroshot import evaluate, proportion_ci95
 from repro.files import file_sha256
 
 
@@ -36,6 +36,7 @@ def test_zero_shot_of_a_perfect_encoder(repro_cache):
     result = evaluate(FakeEncoder(), dataset)
     assert result["n"] == 21 and result["n_captions"] == 21
     assert (result["hand_colour_top1"], result["background_top1"], result["i2t_R@1"], result["i2t_R@5"]) == (1.0, 1.0, 1.0, 1.0)
+    assert result["background_top1_ci95"] == pytest.approx(proportion_ci95(21, 21))
 
 
 def test_zero_shot_counts_the_lighting_word_and_misses_wrong_colours(repro_cache):
@@ -44,6 +45,14 @@ def test_zero_shot_counts_the_lighting_word_and_misses_wrong_colours(repro_cache
     assert evaluate(FakeEncoder(say_lighting=True), dataset)["background_top1"] == 1.0
     shifted = evaluate(FakeEncoder(weights_digest="1" * 64, colour_shift=1), dataset)
     assert shifted["hand_colour_top1"] == 0.0 and shifted["background_top1"] == 1.0
+
+
+def test_wilson_interval_by_hand():
+    # 9 of 10, z = 1.95996: centre (0.9 + z^2/20) / (1 + z^2/10) = 0.78899, half-width
+    # z / (1 + z^2/10) * sqrt(0.9 * 0.1 / 10 + z^2 / 400) = 0.19314.
+    assert proportion_ci95(9, 10) == pytest.approx([0.59585, 0.98212], abs=1e-5)
+    # Every hit still leaves room below 1: the score interval, not the Wald one (which would be [1, 1]).
+    assert proportion_ci95(21, 21) == pytest.approx([0.84536, 1.0], abs=1e-5)
 
 
 def _fake_open_dataset(name, root=None, split=None, n=None):

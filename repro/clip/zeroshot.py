@@ -6,11 +6,14 @@ colour-slot word is the image's backdrop word, or its lighting word when the ren
 dark (the captions use either, so both are true descriptions). Chance is 1/7 and about 1/17.
 Image->text R@1/R@5 rank the distinct captions of the evaluated images against each image; the
 image's own caption counts as found at rank r if fewer than r captions score strictly higher.
+The two top-1 figures come with their 95% Wilson score intervals ("..._ci95"): on 500 renders one
+image is 0.2 points, and the interval is about +-2.7 points at 0.90.
 """
 
 from typing import Sequence
 
 import torch
+from scipy.stats import binomtest
 
 from repro.clip.encoders import ClipEncoder
 from repro.clip.features import image_features, text_features
@@ -19,6 +22,12 @@ from repro.clip.prompts import all_parts
 
 def background_right(slot: str, style: dict) -> bool:
     return slot == style["backdrop"] or (style["lighting"] != "normal" and slot == style["lighting"])
+
+
+def proportion_ci95(hits: int, n: int) -> list[float]:
+    """The 95% Wilson score interval [low, high] of a proportion hits / n."""
+    interval = binomtest(hits, n).proportion_ci(0.95, method="wilson")
+    return [float(interval.low), float(interval.high)]
 
 
 def evaluate(encoder: ClipEncoder, dataset: Sequence, batch_size: int = 64) -> dict:
@@ -38,12 +47,15 @@ def evaluate(encoder: ClipEncoder, dataset: Sequence, batch_size: int = 64) -> d
     scores = images @ text_features(encoder, captions).T
     rank = (scores > scores.gather(1, own[:, None])).sum(dim=1)
 
+    n = len(samples)
     return {
         "clip": encoder.identity,
         "weights": encoder.weights_digest[:12],
-        "n": len(samples),
-        "hand_colour_top1": sum(colour_hits) / len(samples),
-        "background_top1": sum(background_hits) / len(samples),
+        "n": n,
+        "hand_colour_top1": sum(colour_hits) / n,
+        "hand_colour_top1_ci95": proportion_ci95(sum(colour_hits), n),
+        "background_top1": sum(background_hits) / n,
+        "background_top1_ci95": proportion_ci95(sum(background_hits), n),
         "n_captions": len(captions),
         "i2t_R@1": (rank < 1).float().mean().item(),
         "i2t_R@5": (rank < 5).float().mean().item(),
