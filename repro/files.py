@@ -50,8 +50,16 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def save_tensor(obj, path: Path) -> None:
-    """torch.save, atomically."""
-    _atomic(path, lambda tmp: torch.save(obj, tmp))
+    """torch.save, atomically, the same objects as the same bytes. Saved to a path, torch names the zip
+    archive inside after the file, here a random temporary name: bit-identical synthclip weights got a
+    new sha256 in every clone, and so every run trained on them a new run hash. Through an open file
+    the archive is always called "archive"."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+
+    _atomic(path, write)
 
 
 def write_json(record: dict, path: Path) -> Path:

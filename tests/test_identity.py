@@ -8,6 +8,7 @@ from optuna.trial import TrialState
 
 from repro import tracking
 from repro.data import domains
+from repro.files import file_sha256, save_tensor
 from repro.presets import preset_config
 from repro.studies.runner import find_study, run_study
 from repro.studies.spec import load_spec
@@ -96,3 +97,13 @@ def test_the_run_hash_covers_the_precision_the_machine_computes_in(store, monkey
     assert identity_hash(native) != identity_hash(emulated)
     fp32 = identity(dataclasses.replace(cfg, precision="fp32"), inputs)
     assert fp32["precision_effective"] == "fp32" and identity_hash(fp32) != identity_hash(emulated)  # the config differs
+
+
+def test_the_same_weights_saved_twice_have_one_digest(tmp_path):
+    # A CLIP checkpoint's sha256 is part of the run hash: saving the same tensors again, under another
+    # name or in another clone, must give the same bytes.
+    weights = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.zeros(3)}
+    save_tensor(weights, tmp_path / "a" / "synthclip.pt")
+    save_tensor(weights, tmp_path / "b" / "other.pt")
+    assert file_sha256(tmp_path / "a" / "synthclip.pt") == file_sha256(tmp_path / "b" / "other.pt")
+    assert torch.equal(torch.load(tmp_path / "b" / "other.pt", weights_only=True)["w"], weights["w"])
