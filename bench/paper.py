@@ -10,8 +10,9 @@ images = N/4 poses x 4 versions, 32 evaluation images) and, with a fresh cache f
 through the same functions (repro.train.data, repro.clip.features, repro.train.loop; MLflow aside):
 open the splits and the CLIP encoder, map the training split's crop store (building it first when
 cold), compute f_CI and f_CT (cached after the first time), map the validation split's store, build the
-model and take a step. It does this twice, cold (nothing cached) and warm (the stores and features
-cached, the model new), then trains on for --steps steps and times them. The CLIP is synthclip with
+model and take a step. It does this twice: cold (nothing cached), then warm in a new process, as the
+next training would start (the stores and features cached; CUDA, cuDNN's algorithm choice and the
+model afresh); then the cold one trains on for --steps steps, timed. The CLIP is synthclip with
 random weights: CLIP runs once per image, before training, and its weights do not change the cost.
 
 FLOPs are counted by torch.utils.flop_counter on one forward pass of the run's model (its CLIP fusion
@@ -22,6 +23,7 @@ the achieved FLOP/s by the GPU's dense bf16 peak from PEAK_BF16_TFLOPS, or --pea
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import resource
 import tempfile
@@ -33,7 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 # Dense bf16 tensor-core peaks from the vendor's datasheets, by a part of the name torch reports
 # (longest match first: "H100 PCIe" before "H100").
-PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0}
+PEAK_BF16_TFLOPS = {"H200 NVL": 835.0, "H200": 989.0, "H100 NVL": 835.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0}
 EVAL_IMAGES = 32
 
 
@@ -54,13 +56,20 @@ def first_step(cfg, device: torch.device) -> tuple[dict[str, float], tuple]:
     from repro.train.data import open_split, split_tensors
     from repro.train.loop import ClipFeatures, new_state, train_epoch
 
-    phases = dict.fromkeys(("open splits + CLIP encoder", "crop stores (train, val)", "CLIP features", "model + first step"), 0.0)
+    phases = dict.fromkeys(
+        ("CUDA start-up", "open splits + CLIP encoder", "crop stores (train, val)", "CLIP features", "model + first step"), 0.0
+    )
     clock = [time.perf_counter()]
 
     def lap(phase: str) -> None:
         now = time.perf_counter()
         phases[phase] += now - clock[0]
         clock[0] = now
+
+    if device.type == "cuda":
+        torch.zeros(1, device=device)
+        sync(device)
+    lap("CUDA start-up")
 
     opened = {role: open_split(cfg.source, role, getattr(cfg, f"n_{role}"), cfg.image_size, cfg.data_root) for role in ("train", "val")}
     encoder = build_encoder(cfg.clip, cfg.clip_checkpoint)
@@ -84,14 +93,19 @@ def first_step(cfg, device: torch.device) -> tuple[dict[str, float], tuple]:
     return phases, (state, train, clip)
 
 
+def fresh_first_step(cfg) -> dict[str, float]:
+    """first_step's phases in this process (a new one: see run)."""
+    from repro.clip.features import feature_device
+
+    return first_step(cfg, feature_device())[0]
+
+
 def train_rate(cfg, device: torch.device, state, train, clip, steps: int) -> dict:
     """Images/s over whole epochs of at least `steps` steps in all, after the warm-up epoch first_step ran."""
     from repro.train.loop import train_epoch
 
     per_epoch = len(train) // cfg.batch_size
     epochs = max(1, math.ceil(steps / per_epoch))
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     sync(device)
     start = time.perf_counter()
     for _ in range(epochs):
@@ -161,10 +175,9 @@ def run(args) -> dict:
         overrides = {"source": "freihand", "targets": "", "data_root": str(tmp / "data"), "n_train": None, "n_val": None}
         overrides.update(clip="synthclip", clip_checkpoint=str(checkpoint), **args.overrides)
         cfg = preset_config("paper" if gpu else "small", overrides)
-        if gpu:
-            torch.zeros(1, device=device)  # CUDA's start-up apart: cold and warm differ by the caches alone
-        cold, _ = first_step(cfg, device)
-        warm, (state, train, clip) = first_step(cfg, device)
+        cold, (state, train, clip) = first_step(cfg, device)
+        with multiprocessing.get_context("spawn").Pool(1) as pool:  # $REPRO_CACHE, set above, goes with it
+            warm = pool.apply(fresh_first_step, (cfg,))
         rate = train_rate(cfg, device, state, train, clip, steps)
         gflop = forward_gflop(cfg, state.model, clip.image.shape[1], device)
         store_bytes = sum(f.stat().st_size for f in (tmp / "cache" / "store").rglob("images.npy"))

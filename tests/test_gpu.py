@@ -46,6 +46,7 @@ def test_every_objective_trains_on_cuda_in_bf16(store, overrides):
     assert run.data.tags["device"] == "cuda:0" and run.data.tags["precision_effective"] == "bf16"
     assert math.isfinite(run.data.metrics["train/loss"])
     assert torch.backends.cudnn.benchmark  # cuDNN picks its algorithms by timing (issue #18's GPU step)
+    assert not torch.backends.cudnn.allow_tf32  # f_PP and the augmentation's convolutions in IEEE fp32
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
@@ -66,3 +67,15 @@ def test_two_workers_train_on_two_gpus(store, shared_cache, tmp_path):
     assert len(runs) == 6 and {r.info.status for r in runs} == {"FINISHED"}
     assert {r.data.tags["device"] for r in runs} == {"cuda:0", "cuda:1"}  # each worker on its own GPU
     assert {r.data.tags["precision_effective"] for r in runs} == {"bf16"}
+
+
+def test_a_checkpoint_brings_back_the_gpus_generator():
+    """A resumed run draws the augmentation's noise (drawn on the device) where it stopped, not from its seed again."""
+    from repro.train.checkpoints import rng_state, set_rng_state
+
+    torch.cuda.manual_seed(3)
+    state = rng_state()
+    first = torch.randn(4, device="cuda")
+    torch.cuda.manual_seed(99)  # as a resumed run's new_state seeds every generator
+    set_rng_state(state)
+    assert torch.equal(torch.randn(4, device="cuda"), first)

@@ -99,6 +99,35 @@ def test_the_run_hash_covers_the_precision_the_machine_computes_in(store, monkey
     assert fp32["precision_effective"] == "fp32" and identity_hash(fp32) != identity_hash(emulated)  # the config differs
 
 
+def test_a_gpu_run_records_cudnns_fp32_and_a_cpu_run_does_not(store, monkeypatch):
+    """GPU runs computed with TF32 convolutions before cuDNN's fp32 was set: their hashes must not match today's."""
+    from repro.train import identity as identity_module
+
+    cfg = preset_config("tiny", {**TINY, "mode": "baseline"})
+    inputs = open_inputs(cfg)
+    cpu = identity(cfg, inputs)
+    monkeypatch.setattr(identity_module, "device_for_training", lambda: torch.device("cuda"))
+    monkeypatch.setattr(evaluate, "bf16_native", lambda device: True)
+    gpu = identity(cfg, inputs)
+    assert "cuda_conv_fp32" not in cpu and gpu["cuda_conv_fp32"] == "ieee"
+    assert identity_hash({k: v for k, v in gpu.items() if k != "cuda_conv_fp32"}) != identity_hash(gpu)
+
+
+def test_cuda_numerics_turn_tf32_off_and_time_the_algorithms():
+    """What training and evaluation on a GPU set (the flags are process-wide and need no GPU to be set)."""
+    flags = torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark
+    try:
+        evaluate.cuda_numerics(torch.device("cpu"))
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark) == flags  # the CPU: untouched
+        evaluate.cuda_numerics(torch.device("cuda"))
+        assert torch.backends.cudnn.allow_tf32 is False and torch.backends.cudnn.conv.fp32_precision != "tf32"
+        assert torch.backends.cudnn.benchmark is True
+        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # torch's own readers of the flag still work
+            pass
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = flags
+
+
 def test_the_same_weights_saved_twice_have_one_digest(tmp_path):
     # A CLIP checkpoint's sha256 is part of the run hash: saving the same tensors again, under another
     # name or in another clone, must give the same bytes.

@@ -362,7 +362,7 @@ def test_a_failed_cell_is_retried(store, capsys):
     # A diverged training is a result (its row reports the other seeds): exit 0, with a warning.
     assert tables_cli._unfinished([session]) == 0
     assert capsys.readouterr().err.splitlines() == [
-        "repro: warning: 1 training(s) diverged; the tables report their rows' other seeds, and a rerun on this machine diverges the same way:",
+        "repro: warning: 1 training(s) diverged; the tables report their rows' other seeds, and a diverged training is not retried in this invocation (on the CPU a rerun diverges the same way):",
         f"  {session.study.study_name}: lambda3=1 | seed 0",
     ]
     session = run_study(plan, trainer=diverging_once)

@@ -134,7 +134,8 @@ def _unfinished(sessions) -> int:
     """0 when every cell finished or diverged, else 1; either way each cell left is named on stderr
     with why, so that a long run's outcome is explained at its end rather than somewhere in its log.
     A diverged training is a result, not a failure to run: its row reports the other seeds ("n=2 of
-    3, 1 diverged"), and a rerun on the same machine draws the same numbers and diverges again."""
+    3, 1 diverged"); on the CPU a rerun draws the same numbers and diverges again (on a GPU not bit for
+    bit, and retrying until one passes would report the survivors only)."""
     from repro.studies.runner import unfinished_cells
 
     cells = [(s.study.study_name, key, why) for s in sessions for key, why in unfinished_cells(s).items()]
@@ -143,7 +144,7 @@ def _unfinished(sessions) -> int:
     if diverged:
         print(
             f"repro: warning: {len(diverged)} training(s) diverged; the tables report their rows' other seeds, "
-            "and a rerun on this machine diverges the same way:",
+            "and a diverged training is not retried in this invocation (on the CPU a rerun diverges the same way):",
             *diverged,
             sep="\n",
             file=sys.stderr,

@@ -98,9 +98,10 @@ class CellFailed(RuntimeError):
 
 
 class CellDiverged(CellFailed):
-    """A training of the cell diverged. Its retry would draw the same numbers on the same device and
-    diverge again (and retrying until one passes would report the survivors only): not retried within
-    the invocation."""
+    """A training of the cell diverged: a result, not retried within the invocation. On the CPU its retry
+    would draw the same numbers and diverge again; on a GPU (cuDNN's timed choice of algorithms, kernels
+    whose backward is not deterministic) it might not, and retrying until one passes would report the
+    survivors only."""
 
 
 @dataclass

@@ -14,13 +14,19 @@ from repro.train.loop import TrainState
 
 
 def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every generator a training draws from: on a GPU that includes the device's (the augmentation's noise)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():  # the training device's generator: a worker sees one GPU, its current device
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
 
 
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():  # a checkpoint written on a GPU, resumed on one
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 def save_checkpoint(path: Path, state: TrainState) -> None:

@@ -19,6 +19,23 @@ def device_for_training() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+# What "fp32" means in cuDNN's convolutions on a GPU: IEEE float32, not TF32 (PyTorch's default for
+# them), so that a run's precision_effective says what it computed in, f_PP stays in true fp32 under
+# bf16 autocast, and an fp32 run on a GPU computes what it does on the CPU up to summation order. Part
+# of a GPU run's identity (repro.train.identity).
+CUDA_CONV_FP32 = "ieee"
+
+
+def cuda_numerics(device: torch.device) -> None:
+    """Set the process's cuDNN numerics for training or evaluating on `device` (nothing on the CPU):
+    CUDA_CONV_FP32 and, since a run's input shapes are fixed, algorithms chosen by timing them once."""
+    if torch.device(device).type == "cuda":
+        # The switch for conv and RNN at once: setting the conv one alone makes every later read of this one
+        # (torch.backends.cudnn.flags, for one) raise that the two APIs were mixed.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+
+
 @functools.cache
 def bf16_native(device: torch.device) -> bool:
     """Whether bf16 autocast pays on `device`: a GPU with bf16 tensor cores, or a CPU where it is measured to
@@ -69,7 +86,8 @@ class BatchInputs:
     def __getitem__(self, idx: torch.Tensor) -> torch.Tensor:
         if self.prepared is None:
             return model_inputs(self.images[idx], self.input_size, self.device, self.memory_format)
-        return self.prepared[idx.to(self.device)].contiguous(memory_format=TORCH_MEMORY_FORMATS[self.memory_format])
+        # non_blocking: a blocking copy of the index to a GPU would wait there for every step queued before it
+        return self.prepared[idx.to(self.device, non_blocking=True)].contiguous(memory_format=TORCH_MEMORY_FORMATS[self.memory_format])
 
 
 @torch.no_grad()
@@ -83,6 +101,7 @@ def predict(
     batch_size: int = 128,
 ) -> torch.Tensor:
     """Normalised root-relative coordinates (N, 21, 3) from Branch1 + f_PP only, in the numerics the run trained in."""
+    cuda_numerics(device)
     model.eval().to(memory_format=TORCH_MEMORY_FORMATS[memory_format])  # the weights' layout picks the kernels too
     out = []
     for start in range(0, images.shape[0], batch_size):

@@ -3,7 +3,8 @@
 That is the config (its canonical JSON, the trainer version included), the digest of every dataset
 split the run reads (for the synthetic world the digest covers its generator version), the CLIP
 it mixes in, named with its weights digest, and the precision it computes in on this machine's
-training device (a bf16 config computes in fp32 where the device has no bf16 units). Its hash, the
+training device (a bf16 config computes in fp32 where the device has no bf16 units; on a GPU also
+what cuDNN's fp32 is). Its hash, the
 run hash, is the key of a training run everywhere: the MLflow tag `run_hash` that dedupe and resume
 look up, the checkpoint folder, and the study names (repro.studies.runner.study_name). A finished run
 is reused only when all of it matches; anything else trains a new run and leaves the old one as it was.
@@ -22,7 +23,7 @@ from repro.config import TRAINER_VERSION, RunConfig
 from repro.data import domains
 from repro.paths import cache_dir
 from repro.train.data import CV_DEALING, OpenSplit, evaluated_splits, open_split, restyled_twin
-from repro.train.evaluate import device_for_training, effective_precision
+from repro.train.evaluate import CUDA_CONV_FP32, device_for_training, effective_precision
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,15 @@ def open_inputs(cfg: RunConfig) -> RunInputs:
 
 
 def identity(cfg: RunConfig, inputs: RunInputs) -> dict:
+    device = device_for_training()
     record = {
         "trainer_version": TRAINER_VERSION,
         "config": cfg.to_dict(),
-        "precision_effective": effective_precision(cfg.precision, device_for_training()),
+        "precision_effective": effective_precision(cfg.precision, device),
         **inputs.record(),
     }
+    if device.type == "cuda":  # cuDNN's fp32 (TF32 before it was set): GPU runs only, CPU identities stay as they were
+        record["cuda_conv_fp32"] = CUDA_CONV_FP32
     if cfg.cv_folds:  # the folds are part of what a cross-validation run trains and validates on
         record["cv_dealing"] = CV_DEALING
     return record

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from repro.config import RunConfig
 from repro.model.hand_pose import HandPoseModel
-from repro.train.evaluate import TORCH_MEMORY_FORMATS, BatchInputs, autocast
+from repro.train.evaluate import TORCH_MEMORY_FORMATS, BatchInputs, autocast, cuda_numerics
 from repro.train.objectives import OBJECTIVES, Batch
 
 
@@ -62,10 +62,9 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 def new_state(cfg: RunConfig, clip_dim: int, device) -> TrainState:
     """A fresh model, seeded by cfg.seed, in cfg.memory_format, and the paper's Adam for it (cfg.adam_impl).
-    On a GPU it also lets cuDNN choose its convolution algorithms by timing them."""
+    On a GPU it also sets cuDNN's numerics (repro.train.evaluate.cuda_numerics)."""
     seed_everything(cfg.seed)
-    if device.type == "cuda":  # fixed input shapes: cuDNN may time its algorithms once and keep the fastest
-        torch.backends.cudnn.benchmark = True
+    cuda_numerics(device)
     model = HandPoseModel(dataclasses.replace(cfg.model, clip_dim=clip_dim)).to(
         device, memory_format=TORCH_MEMORY_FORMATS[cfg.memory_format]
     )
