@@ -15,7 +15,7 @@ from repro.cli import main
 from repro.data.errors import DataError
 from repro.data.geometry import crop_intrinsics, project
 from repro.data.joints import JOINT_NAMES
-from repro.data.real.common import CROP_MARGIN, crop_square
+from repro.data.real.common import CROP_MARGIN, build_sample, crop_square
 from repro.data.real.freihand import FreiHAND
 from repro.data.real.rhd import RHD
 from repro.data.real.stb import STB
@@ -99,6 +99,23 @@ def test_freihand_evaluation_crop_size_and_cap(freihand_root):
     with pytest.raises(IndexError):
         data[2]
     assert len(list(data)) == 2
+
+
+def test_a_capped_split_is_evenly_spaced_over_versions_and_sequences(freihand_root, stb_root):
+    """FreiHAND's images come version after version and STB's frames sequence after sequence: n samples
+    are spread over the whole split, not its first n (one background version, one sequence)."""
+    root, written = freihand_root
+    half = FreiHAND(root, "training", n=4)  # 8 images: 2 poses x 4 versions, version-major
+    assert [half[j].meta["index"] for j in range(4)] == [1, 3, 5, 7]  # versions 0, 1, 2, 3
+    assert half.pose_groups().tolist() == [1, 1, 1, 1] == [half[j].meta["annotation"] for j in range(4)]
+    np.testing.assert_allclose(half[3].xyz.numpy(), written["xyz_mm"]["training"][1], atol=1e-3)
+    three = FreiHAND(root, "training", n=3)
+    assert [three[j].meta["index"] for j in range(3)] == [1, 4, 6]  # floor((j + 1/2) * 8 / 3)
+    whole = FreiHAND(root, "training")
+    assert [whole[j].meta["index"] for j in range(8)] == list(range(8))
+    assert len({half.digest, three.digest, whole.digest}) == 3
+    stb, _ = stb_root
+    assert [s.meta["sequence"] for s in STB(stb, "test", n=2)] == ["B1Counting", "B1Random"]  # of 2 + 1 frames
 
 
 def test_cli_data_info_freihand(freihand_root, capsys):
@@ -258,6 +275,30 @@ def test_corrupt_or_truncated_image_names_the_file(tmp_path):
     with pytest.raises(DataError) as err:
         data[0]
     assert str(good) in str(err.value)
+
+
+def test_rhd_sample_indices_may_be_numpy_integers(tmp_path):
+    written = fx.write_rhd(tmp_path)
+    path = tmp_path / "evaluation" / "anno_evaluation.pickle"
+    anno = pickle.loads(path.read_bytes())
+    path.write_bytes(pickle.dumps({np.int64(k): v for k, v in anno.items()}))  # as a pickle written from arrays
+    sample = RHD(tmp_path, "evaluation")[1]
+    assert sample.meta["index"] == 1 and sample.meta["hand"] == "right"
+    np.testing.assert_allclose(sample.xyz.numpy(), written["samples"][1]["right"], atol=1e-2)
+
+
+def test_joints_near_the_camera_plane_are_an_error_not_a_huge_crop(tmp_path):
+    """A joint 0.01 mm in front of the camera projects a million pixels away: the crop would pad the image
+    to that size, so the sample is refused by file and annotation instead."""
+    image = tmp_path / "00000000.jpg"
+    Image.new("RGB", (224, 224)).save(image)
+    xyz = fx.right_hand_mm((0, 70, 550))
+    K = np.array([[380.0, 0.0, 111.5], [0.0, 380.0, 111.5], [0.0, 0.0, 1.0]])
+    ok = build_sample(file=image, xyz_mm=xyz, K=K, visible=None, left=False, meta={"index": 7}, size=32, layout="test layout")
+    assert ok.image.shape == (3, 32, 32)
+    xyz[4, 2] = 0.01
+    with pytest.raises(DataError, match=r"00000000\.jpg: annotation 7: the joints' crop is \d+ px wide, over 8x the 224x224 image"):
+        build_sample(file=image, xyz_mm=xyz, K=K, visible=None, left=False, meta={"index": 7}, size=32, layout="test layout")
 
 
 def test_rhd_missing_field_and_image_mismatch(tmp_path):

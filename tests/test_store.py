@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import fixtures_real as fx
 import numpy as np
@@ -17,6 +18,7 @@ from fixtures_clip import FakeEncoder, save_random_open_clip
 from repro.cli import main
 from repro.clip.features import image_features
 from repro.data import store
+from repro.data.errors import DataError
 from repro.data.real import common
 from repro.data.real.freihand import FreiHAND
 from repro.data.store import StoredSplit, open_store, store_dir
@@ -103,6 +105,22 @@ def test_a_killed_build_leaves_no_store(repro_cache, data_root, monkeypatch):
     assert not folder.exists() and not folder.with_name(folder.name + ".building").exists()
     monkeypatch.undo()
     assert_samples_equal(open_store(dataset, workers=1)[3], dataset[3])
+
+
+def test_a_disk_too_small_for_the_store_is_an_error_before_any_decoding(repro_cache, data_root, monkeypatch):
+    dataset = FreiHAND(data_root / "freihand", "training", size=32)  # 8 x 3 x 32 x 32 bytes of images
+    monkeypatch.setattr(store.shutil, "disk_usage", lambda path: shutil_usage(free=8 * 3 * 32 * 32 - 1))
+    no_decoding(monkeypatch)
+    with pytest.raises(DataError, match=r"crop store of freihand/training needs 0\.00 GiB .* \$REPRO_CACHE"):
+        open_store(dataset, workers=1)
+    folder = store_dir(dataset)
+    assert not folder.exists() and not folder.with_name(folder.name + ".building").exists()
+    monkeypatch.undo()  # the disk's own free space, and decoding allowed
+    assert len(open_store(dataset, workers=1)) == 8
+
+
+def shutil_usage(free: int):
+    return SimpleNamespace(total=free, used=0, free=free)
 
 
 BUILDER = textwrap.dedent(

@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from repro.data.cache import default_workers
+from repro.data.errors import DataError
 from repro.data.sample import HandSample
 from repro.files import building, write_json
 from repro.paths import cache_dir
@@ -81,6 +82,7 @@ def _build(dataset, folder: Path, manifest: dict, workers: int | None) -> None:
     shutil.rmtree(tmp, ignore_errors=True)  # a killed build's leftovers: only the lock holder builds
     tmp.mkdir(parents=True)
     try:
+        _require_space(dataset, tmp, n * 3 * size * size)
         # Header and file size written here; the decoders fill the data through maps of their own.
         np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n, 3, size, size)).flush()
         labels = {key: np.zeros((n, *shape), dtype=dtype) for key, (dtype, shape) in LABELS.items()}
@@ -102,6 +104,17 @@ def _build(dataset, folder: Path, manifest: dict, workers: int | None) -> None:
         folder.rename(old)
     tmp.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _require_space(dataset, folder: Path, need: int) -> None:
+    """The store's images are a sparse file filled through memory maps: a disk that fills up mid-build
+    kills the decoders with SIGBUS, no message. So the space is checked first (the labels are small)."""
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise DataError(
+            f"{folder}: the crop store of {dataset.name}/{dataset.split} needs {need / 2**30:.2f} GiB and that disk has "
+            f"{free / 2**30:.2f} GiB free; free space there or point $REPRO_CACHE at a larger disk"
+        )
 
 
 def _decode_into(dataset, images: np.ndarray, start: int, stop: int) -> dict:

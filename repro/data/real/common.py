@@ -20,6 +20,9 @@ from repro.data.geometry import crop_intrinsics, mirror_x, project
 from repro.data.sample import HandSample
 
 CROP_MARGIN = 1.5  # crop side = this * the longer side of the projected joints' bounding box
+# A crop side over this many times the image's longer side means joints near the camera plane (their
+# projections run off to infinity): crop_square's zero-padded canvas would need gigabytes.
+MAX_CROP_FACTOR = 8
 
 
 def require_dir(path: Path, what: str, layout: str) -> Path:
@@ -113,6 +116,11 @@ def build_sample(
         x0, y0, side = hand_box(uv)
     except ValueError as err:
         raise DataError(f"{file}: annotation {meta['index']}: {err} ({layout})") from None
+    if side > MAX_CROP_FACTOR * max(width, height):
+        raise DataError(
+            f"{file}: annotation {meta['index']}: the joints' crop is {side:.0f} px wide, over {MAX_CROP_FACTOR}x the "
+            f"{width}x{height} image (joints near the camera plane?); expected a hand near the image ({layout})"
+        )
     image = crop_square(img, x0, y0, side, size)
     K_crop = crop_intrinsics(K, x0, y0, size / side).float()
     xyz = xyz.float()
@@ -127,8 +135,14 @@ def build_sample(
     )
 
 
-def dataset_digest(name: str, split: str, root: Path, files: list[Path], size: int, n: int) -> str:
-    """sha256 over what identifies a loaded dataset: name, split, root, annotation files' size+mtime, crop size, n."""
+# Which samples an n-sample subset of a real split holds (RealHandDataset.source_index). In the digest
+# of every subset: subsets of the first n samples (before) are other data.
+SUBSET = "evenly-spaced"
+
+
+def dataset_digest(name: str, split: str, root: Path, files: list[Path], size: int, n: int, subset: str | None = None) -> str:
+    """sha256 over what identifies a loaded dataset: name, split, root, annotation files' size+mtime, crop size,
+    n and, for a subset of the split, which samples it takes."""
     stats = []
     for path in files:
         try:
@@ -137,6 +151,8 @@ def dataset_digest(name: str, split: str, root: Path, files: list[Path], size: i
             raise DataError(f"cannot stat annotation file {path}: {err}") from None
         stats.append([str(path), st.st_size, st.st_mtime_ns])
     record = {"dataset": name, "split": split, "root": str(root.resolve()), "files": stats, "size": size, "n": n}
+    if subset is not None:  # the whole split's digest stays as it was
+        record["subset"] = subset
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
@@ -145,7 +161,9 @@ class RealHandDataset(Sequence):
 
     Subclasses set `name` and `layout` (the on-disk layout, quoted in every error), read their
     annotations, call `__init__` with the number of samples and the annotation files, and implement
-    `_sample(i)`.
+    `_sample(i)`. With n under the split's size it holds n samples evenly spaced over the split: the
+    real splits are ordered (FreiHAND's 4 background versions one after another, STB's sequences), so
+    their first n samples would be one version or one sequence.
     """
 
     name = ""
@@ -158,19 +176,26 @@ class RealHandDataset(Sequence):
         self.split = split
         self.size = size
         self.annotation_files = annotation_files
+        self._count = count
         self._n = count if n is None else min(n, count)
 
     def __len__(self) -> int:
         return self._n
 
+    def source_index(self, j: int) -> int:
+        """The index in the whole split of this dataset's sample j (0 <= j < len(self)): the middle of the
+        j-th of n equal stretches of the split (j itself when n is the split's size)."""
+        return (2 * j + 1) * self._count // (2 * self._n)
+
     def __getitem__(self, i: int) -> HandSample:
         if not -self._n <= i < self._n:
             raise IndexError(f"{self.name} {self.split}: index {i} out of range for {self._n} samples")
-        return self._sample(i % self._n)
+        return self._sample(self.source_index(i % self._n))
 
     def _sample(self, i: int) -> HandSample:
         raise NotImplementedError
 
     @property
     def digest(self) -> str:
-        return dataset_digest(self.name, self.split, self.root, self.annotation_files, self.size, self._n)
+        subset = SUBSET if self._n < self._count else None
+        return dataset_digest(self.name, self.split, self.root, self.annotation_files, self.size, self._n, subset)

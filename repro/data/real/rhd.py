@@ -17,6 +17,7 @@ are what the evaluation scores.) A left hand is mirrored into a right hand.
 The annotation file is a pickle: only open datasets you trust (it can run code when loaded).
 """
 
+import numbers
 import pickle
 from pathlib import Path
 
@@ -48,7 +49,8 @@ def _load_annotations(path: Path) -> tuple[list[int], dict[str, np.ndarray]]:
             anno = pickle.load(f, encoding="latin1")
     except Exception as err:  # a corrupt pickle can raise almost anything
         raise DataError(f"cannot read {path} ({type(err).__name__}: {err}) ({LAYOUT})") from None
-    if not isinstance(anno, dict) or not anno or not all(isinstance(k, int) for k in anno):
+    # numbers.Integral: numpy integers as well (pickles written from arrays)
+    if not isinstance(anno, dict) or not anno or not all(isinstance(k, numbers.Integral) for k in anno):
         raise DataError(f"{path}: expected a non-empty dict with integer sample indices ({LAYOUT})")
     keys = sorted(anno)
     fields = {}
@@ -122,7 +124,7 @@ class RHD(RealHandDataset):
         )
 
     def pose_groups(self) -> torch.Tensor:
-        """(N,) int64: each sample its own pose group (its index: n keeps the first n), for cross-validation
+        """(N,) int64: each sample its own pose group (its position in this dataset), for cross-validation
         folds. RHD renders every pose once, so no two samples are versions of one pose."""
         return torch.arange(len(self))
 

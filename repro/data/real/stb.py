@@ -116,7 +116,7 @@ class STB(RealHandDataset):
         )
 
     def pose_groups(self) -> torch.Tensor:
-        """(N,) int64: each sample its own pose group (its index: n keeps the first n), for cross-validation
+        """(N,) int64: each sample its own pose group (its position in this dataset), for cross-validation
         folds. The frames of a sequence are successive video frames, not re-renders of one annotated
         pose, so they are not grouped (neighbouring frames are similar, yet each has its own label)."""
         return torch.arange(len(self))
