@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import shutil
 
 import fixtures_real as fx
 import numpy as np
@@ -341,6 +342,10 @@ def test_rhd_missing_annotation_and_mask(tmp_path):
     with pytest.raises(DataError, match="RHD_published_v2 layout") as err:
         RHD(tmp_path, "evaluation")
     assert str(tmp_path / "evaluation" / "anno_evaluation.pickle") in str(err.value)
+    fx.write_rhd(tmp_path / "no_masks")
+    shutil.rmtree(tmp_path / "no_masks" / "evaluation" / "mask")
+    with pytest.raises(DataError, match=r"mask: no such folder; expected the folder of %05d.png part-label masks"):
+        RHD(tmp_path / "no_masks", "evaluation")  # at open, before any sample is decoded
 
 
 def test_stb_bad_handpara_and_missing_sequences(tmp_path):

@@ -87,7 +87,8 @@ class RHD(RealHandDataset):
         self._visible = fields["uv_vis"][:, :, 2] == 1
         self._K = fields["K"]
         self._color = require_dir(folder / "color", "the folder of %05d.png images", LAYOUT)
-        self._mask = folder / "mask"
+        # needed on visibility ties only, but checked now: a run finds out before decoding, not mid-store
+        self._mask = require_dir(folder / "mask", "the folder of %05d.png part-label masks", LAYOUT)
         found = count_files(self._color, "*.png")
         if found != len(self._keys):
             raise DataError(
