@@ -29,12 +29,14 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 # The limits add up to 590 s, under the device tool's 600 s per command.
 status=0
 timeout 200 "$python" -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee "$out/pytest_gpu.log" || status=1
-# The JSON alone on stdout (a file that parses); progress bars and errors to .err, whose end is shown.
+# The JSON alone on stdout (a file that parses); progress bars and errors to .err, whose last lines are shown
+# (tqdm redraws with carriage returns: one "line" can hold a whole progress bar's history).
+show_end() { tr '\r' '\n' < "$1" | grep -v '^[[:space:]]*$' | tail -n 3; }
 timeout 120 "$python" bench/paper.py --json 2>"$out/paper.err" | tee "$out/paper.json" || status=1
-tail -n 3 "$out/paper.err"
+show_end "$out/paper.err"
 timeout 90 "$python" bench/paper.py --json --set batch_size=128 2>"$out/paper_batch128.err" | tee "$out/paper_batch128.json" || status=1
-tail -n 3 "$out/paper_batch128.err"
+show_end "$out/paper_batch128.err"
 timeout 120 "$python" bench/compile.py --preset paper --steps 20 2>&1 | tee "$out/compile.log" || status=1
 timeout 60 "$python" bench/train.py --presets small --json 2>"$out/train.err" | tee "$out/train.json" || status=1
-tail -n 3 "$out/train.err"
+show_end "$out/train.err"
 exit $status
