@@ -192,7 +192,7 @@ def test_freihand_groups_are_the_annotation_and_folds_keep_its_renders_together(
     data = FreiHAND(freihand_root, "training")
     assert data.pose_groups().tolist() == [0, 1, 0, 1, 0, 1, 0, 1]  # image i shows annotation i % 2
     assert data.pose_groups().dtype == torch.long
-    assert FreiHAND(freihand_root, "training", n=3).pose_groups().tolist() == [0, 1, 0]  # n keeps the first n
+    assert FreiHAND(freihand_root, "training", n=3).pose_groups().tolist() == [1, 0, 0]  # images 1, 4, 6 (evenly spaced)
     assert FreiHAND(freihand_root, "evaluation").pose_groups().tolist() == [0, 1]
     train = tensors(8, data)
     masks = check_grouped(train, data.pose_groups(), 2)
