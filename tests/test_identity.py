@@ -105,6 +105,7 @@ def test_a_gpu_run_records_cudnns_fp32_and_a_cpu_run_does_not(store, monkeypatch
 
     cfg = preset_config("tiny", {**TINY, "mode": "baseline"})
     inputs = open_inputs(cfg)
+    monkeypatch.setattr(identity_module, "device_for_training", lambda: torch.device("cpu"))
     cpu = identity(cfg, inputs)
     monkeypatch.setattr(identity_module, "device_for_training", lambda: torch.device("cuda"))
     monkeypatch.setattr(evaluate, "bf16_native", lambda device: True)
