@@ -53,6 +53,7 @@ def test_same_config_same_metrics_and_resume_after_interruption(store, monkeypat
         assert resumed.metrics[key] == pytest.approx(value, rel=1e-5), key
 
 
+@pytest.mark.filterwarnings("error:The specified dataset source can be interpreted")
 def test_finished_config_is_reused_not_retrained(store, monkeypatch):
     cfg = _baseline(epochs=1)
     first = train_run(cfg)
@@ -68,7 +69,9 @@ def test_finished_config_is_reused_not_retrained(store, monkeypatch):
     )
     assert {"git_commit", "git_dirty", "preset", "data_digest/train", "data_digest/val", "data_digest/synth-stb"} <= set(run.data.tags)
     assert run.data.tags["precision_effective"] in ("bf16", "fp32")
-    assert len(run.inputs.dataset_inputs) == 8  # source train, val, two targets and their four diagnostic targets
+    inputs = run.inputs.dataset_inputs
+    assert len(inputs) == 8  # source train, val, two targets and their four diagnostic targets
+    assert {i.dataset.source_type for i in inputs} == {"local"}
     monkeypatch.setattr(run_module, "train_epoch", loop.train_epoch)
     other = train_run(_baseline(epochs=1, seed=1))  # the seed is part of the hash
     assert other.run_id != first.run_id

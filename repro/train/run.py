@@ -16,8 +16,8 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import torch
-from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
+from mlflow.data.sources import LocalArtifactDatasetSource
 
 from repro.config import RunConfig
 from repro.data.registry import dataset_root
@@ -85,7 +85,9 @@ def _identity_tags(record: dict) -> dict:
 def _log_inputs(splits: dict[str, object], cfg: RunConfig) -> None:
     for context, split in splits.items():
         location = dataset_root(split.name, cfg.data_root) or cache_dir() / "data" / split.name
-        source = resolve_dataset_source(str(location))
+        # Named, not resolved: MLflow registers the local source twice and warns that a path is
+        # ambiguous with itself at every run (mlflow/mlflow#9702).
+        source = LocalArtifactDatasetSource(str(location))
         mlflow.log_input(MetaDataset(source, name=f"{split.name}/{split.split}", digest=split.digest[:36]), context=context)
 
 
