@@ -4,10 +4,10 @@ That is the config (its canonical JSON, the trainer version included), the diges
 split the run reads (for the synthetic world the digest covers its generator version), the CLIP
 it mixes in, named with its weights digest, and the precision it computes in on this machine's
 training device (a bf16 config computes in fp32 where the device has no bf16 units; on a GPU also
-what cuDNN's fp32 is). Its hash, the
-run hash, is the key of a training run everywhere: the MLflow tag `run_hash` that dedupe and resume
-look up, the checkpoint folder, and the study names (repro.studies.runner.study_name). A finished run
-is reused only when all of it matches; anything else trains a new run and leaves the old one as it was.
+what cuDNN's fp32 is). Its hash, the run hash, is the key of a training run everywhere: the MLflow
+tag `run_hash` that dedupe and resume look up, the checkpoint folder, and the study names
+(repro.studies.runner.study_name). A finished run is reused only when all of it matches; anything
+else trains a new run and leaves the old one as it was.
 
 Opening a run's inputs renders a missing synthetic cache and pre-trains a missing synthclip (both
 once, under locks): a command that needs them builds them first. Splits are opened, not loaded:
