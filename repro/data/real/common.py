@@ -182,9 +182,10 @@ class RealHandDataset(Sequence):
     def __len__(self) -> int:
         return self._n
 
-    def source_index(self, j: int) -> int:
-        """The index in the whole split of this dataset's sample j (0 <= j < len(self)): the middle of the
-        j-th of n equal stretches of the split (j itself when n is the split's size)."""
+    def source_index(self, j: int | torch.Tensor) -> int | torch.Tensor:
+        """The index in the whole split of this dataset's sample j (0 <= j < len(self); an int64 tensor of
+        them gives theirs): the middle of the j-th of n equal stretches of the split (j itself when n is
+        the split's size)."""
         return (2 * j + 1) * self._count // (2 * self._n)
 
     def __getitem__(self, i: int) -> HandSample:

@@ -94,7 +94,7 @@ class FreiHAND(RealHandDataset):
     def pose_groups(self) -> torch.Tensor:
         """(N,) int64: each sample's pose, the annotation of its index in the split (% #annotations), so that
         cross-validation keeps a pose's background versions in one fold."""
-        return torch.tensor([self.source_index(j) for j in range(len(self))], dtype=torch.long) % len(self._K)
+        return self.source_index(torch.arange(len(self))) % len(self._K)
 
 
 @register_dataset(
