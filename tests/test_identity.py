@@ -85,6 +85,19 @@ def test_the_run_hash_covers_config_data_and_clip(store):
     assert identity_hash(dict(reversed(record.items()))) == identity_hash(record)  # key order does not matter
 
 
+def test_runs_whose_inputs_differ_elsewhere_share_one_copy_of_each_split(store):
+    """A study worker opens the Baseline's, a CLIP row's and a restyled row's inputs in turn: their common
+    splits are one object each, so their tensors are in memory once, not once per set of inputs."""
+    baseline, clip_row, restyled = (
+        preset_config("tiny", {**TINY, **fields})
+        for fields in ({"mode": "baseline"}, {"mode": "iete", "ratio": 0.6}, {"mode": "baseline", "augment": "restyle-supervised"})
+    )
+    a, b, c = (open_inputs(cfg) for cfg in (baseline, clip_row, restyled))
+    assert a is not b and a is not c and b.encoder is not None and "restyled" in c.splits  # three sets of inputs
+    for role, split in a.splits.items():
+        assert b.splits[role] is split and c.splits[role] is split, role
+
+
 def test_the_run_hash_covers_the_precision_the_machine_computes_in(store, monkeypatch):
     """A bf16 run on a machine without native bf16 computes in fp32: it is another run than one in bf16."""
     cfg = preset_config("tiny", {**TINY, "mode": "baseline"})

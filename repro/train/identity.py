@@ -59,15 +59,27 @@ def _inputs_key(cfg: RunConfig) -> tuple:
     )
 
 
+@lru_cache(maxsize=32)
+def _open_split(name: str, role: str, n: int | None, size: int, data_root: str | None, world: tuple) -> OpenSplit:
+    """One OpenSplit per split (and world) in a process, so that runs whose inputs differ elsewhere (their
+    CLIP, the restyled twin) share its tensors: each RunInputs opening its own held one more copy of every
+    split (a `small` study worker grew by 1.4-1.9 GB per distinct set of inputs, to 6.5 GB; RESULTS.md)."""
+    return open_split(name, role, n, size, data_root)
+
+
 @lru_cache(maxsize=16)
 def _open(key: tuple) -> RunInputs:
-    source, targets, data_root, size, n_train, n_val, n_test, cv, clip, restyled, _ = key
-    splits = {"train": open_split(source, "train", n_train, size, data_root)}
+    source, targets, data_root, size, n_train, n_val, n_test, cv, clip, restyled, world = key
+
+    def opened(name: str, role: str, n: int | None) -> OpenSplit:
+        return _open_split(name, role, n, size, data_root, world)
+
+    splits = {"train": opened(source, "train", n_train)}
     if restyled:  # the same poses in other styles, sample for sample
-        splits["restyled"] = open_split(restyled_twin(source), "train", n_train, size, data_root)
+        splits["restyled"] = opened(restyled_twin(source), "train", n_train)
     if not cv:  # cross-validation validates on a fold of the training split and reads no target
-        splits["val"] = open_split(source, "val", n_val, size, data_root)
-        splits.update({t: open_split(t, "test", n_test, size, data_root) for t in evaluated_splits(targets)})
+        splits["val"] = opened(source, "val", n_val)
+        splits.update({t: opened(t, "test", n_test) for t in evaluated_splits(targets)})
     encoder = None
     if clip is not None:
         from repro.clip.encoders import build_encoder
