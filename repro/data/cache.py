@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -85,9 +85,21 @@ def render_batches(domain_name: str, split: str, start: int, stop: int, size: in
         )
 
 
-def _concat(parts: list[dict]) -> dict:
-    """Join rendered batches: tensors along the first axis, lists end to end."""
-    return {k: torch.cat([p[k] for p in parts]) if torch.is_tensor(parts[0][k]) else [x for p in parts for x in p[k]] for k in parts[0]}
+def _concat(parts: Iterable[dict], total: int) -> dict:
+    """Join rendered batches or cache shards of `total` samples in all: tensors along the first axis, each
+    part copied into tensors of the whole as it comes, so that an iterator of parts holds one part beside
+    the result (a list of every shard beside their torch.cat held a split twice); lists end to end."""
+    out, start = {}, 0
+    for part in parts:
+        for k, v in part.items():
+            if torch.is_tensor(v):
+                if k not in out:
+                    out[k] = v.new_empty((total, *v.shape[1:]))
+                out[k][start : start + len(v)] = v
+            else:
+                out.setdefault(k, []).extend(v)
+        start += len(next(iter(part.values())))  # every value, tensor or list, has one entry per sample
+    return out
 
 
 def _spec_digest(domain) -> str:
@@ -162,7 +174,7 @@ def _render_to(path: Path, domain, split: str, n: int, size: int, wanted: dict, 
                 parts.append(next(batches))
                 bar.update(len(parts[-1]["caption"]))
             file = tmp / f"shard-{start // SHARD:05d}.pt"
-            torch.save(_concat(parts), file)
+            torch.save(_concat(parts, stop - start), file)
             shards.append({"file": file.name, "count": stop - start, "sha256": file_sha256(file)})
     digest = hashlib.sha256(json.dumps([wanted, [s["sha256"] for s in shards]]).encode()).hexdigest()
     (tmp / "manifest.json").write_text(json.dumps({**wanted, "shards": shards, "digest": digest}, indent=1))
@@ -185,20 +197,9 @@ def load_shard(path: Path, shard: dict) -> dict:
 
 
 def load_shards(path: Path, manifest: dict) -> dict:
-    """The tensors of a cache entry opened by open_domain, as _concat of its shards would give them, but
-    copied in shard by shard: a list of every shard beside their concatenation held the split twice."""
-    total = sum(shard["count"] for shard in manifest["shards"])
-    out, start = {}, 0
-    for shard in manifest["shards"]:
-        for k, v in load_shard(path, shard).items():
-            if torch.is_tensor(v):
-                if k not in out:
-                    out[k] = v.new_empty((total, *v.shape[1:]))
-                out[k][start : start + len(v)] = v
-            else:
-                out.setdefault(k, []).extend(v)
-        start += shard["count"]
-    return out
+    """The tensors of a cache entry opened by open_domain, read one shard at a time."""
+    shards = manifest["shards"]
+    return _concat((load_shard(path, s) for s in shards), sum(s["count"] for s in shards))
 
 
 def load_domain(domain_name: str, split: str, n: int | None = None, size: int | None = None, root: Path | None = None):
