@@ -3,7 +3,8 @@
     .venv/bin/python bench/synthclip_recipes.py [VARIANT ...] [--vision JSON] [--checkpoint PATH] [--confusions 10]
 
 A VARIANT is fields of synthclip's `small` preset (repro.clip.synthclip.Preset) set over it, e.g.
-`steps=500,batch=64` or `lr=0.002`; `small` is the preset itself. Each is pre-trained as `repro clip
+`steps=500,batch=64`, `lr=0.002` or `negatives=0`, and optionally the seed (`negatives=0,seed=1`);
+`small` is the preset itself. Each is pre-trained as `repro clip
 pretrain` does (same renders, same seed), timed, and scored zero-shot on the preset's held-out renders
 (repro.clip.zeroshot), but neither logged nor stored. `--vision` trains them with another image tower:
 synthclip.json's vision_cfg replaced by the given one, e.g. the former ViT
@@ -35,12 +36,14 @@ from repro.clip.zeroshot import background_right, evaluate
 from repro.data.registry import open_dataset
 
 
-def _preset(variant: str) -> synthclip.Preset:
+def _preset(variant: str) -> tuple[synthclip.Preset, int]:
+    """(preset, seed) of a VARIANT."""
     base = synthclip.PRESETS["small"]
     if variant == "small":
-        return base
+        return base, 0
     fields = dict(item.split("=", 1) for item in variant.split(","))
-    return dataclasses.replace(base, **{k: type(getattr(base, k))(v) for k, v in fields.items()})
+    seed = int(fields.pop("seed", 0))
+    return dataclasses.replace(base, **{k: type(getattr(base, k))(v) for k, v in fields.items()}), seed
 
 
 def _digest(model: torch.nn.Module) -> str:
@@ -96,9 +99,9 @@ def main() -> None:
         model.load_state_dict(torch.load(args.checkpoint, map_location="cpu"))
         models.append((args.checkpoint, synthclip.MODEL_NAME, synthclip.PRESETS["small"], model.eval(), None))
     for variant in args.variants:
-        preset = _preset(variant)
+        preset, seed = _preset(variant)
         start = time.perf_counter()
-        model = train(open_dataset("synth-clip", split="train", n=preset.n_train), preset, model_name=trained_name)
+        model = train(open_dataset("synth-clip", split="train", n=preset.n_train), preset, seed, model_name=trained_name)
         models.append((variant, trained_name, preset, model, time.perf_counter() - start))
     for name, model_name, preset, model, seconds in models:
         val_set = open_dataset("synth-clip", split="val", n=preset.n_val)

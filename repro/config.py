@@ -34,7 +34,7 @@ MODES = ("baseline", "ie", "te", "iete")  # Table 4: no Branch2/L_Con; image onl
 # (repro.train.objectives), each as the supervised input or as the contrastive positive.
 AUGMENTATIONS = ("none", "normal-supervised", "normal-contrastive", "restyle-supervised", "restyle-contrastive")
 CONTRASTIVE_AUGMENTATIONS = ("normal-contrastive", "restyle-contrastive")
-PRECISIONS = ("bf16", "fp32")  # bf16: autocast where it pays on the device (repro.train.evaluate.bf16_native), else fp32
+PRECISIONS = ("bf16", "fp32")  # bf16: autocast where it pays on the device (repro.bf16.native), else fp32
 MEMORY_FORMATS = ("channels_last", "contiguous")  # of the model's weights and inputs
 # "fused": one kernel updates every parameter; "torch": PyTorch's choice (a loop over the tensors on the CPU)
 ADAM_IMPLS = ("fused", "torch")

@@ -4,7 +4,7 @@ import os
 import shutil
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports huggingface_hub, which reads it once
-# fp32 on every CPU: run identities and expected losses must not depend on a timing (repro.train.cpu_bf16)
+# fp32 on every CPU: run identities and expected losses must not depend on a timing (repro.bf16)
 os.environ["REPRO_CPU_BF16"] = "0"
 
 import pytest  # noqa: E402

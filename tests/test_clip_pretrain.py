@@ -6,13 +6,15 @@ import random
 from dataclasses import replace
 
 import pytest
+import torch
 from fixtures_clip import FakeCaptionedDataset, FakeEncoder
 
+from repro import bf16
 from repro.cli import main
 from repro.clip import pretrain as pretrain_module
 from repro.clip.encoders import build_encoder
-from repro.clip.pretrain import fresh_caption, pretrain, recipe, reusable_manifest
-from repro.clip.prompts import HANDS, HEADS, all_prompts
+from repro.clip.pretrain import contrastive_loss, fresh_caption, pretrain, recipe, reusable_manifest, swapped_slots
+from repro.clip.prompts import COLOUR_SLOTS, HANDS, HEADS, PromptParts, all_prompts, caption
 from repro.clip.synthclip import PRESETS, Recipe
 from repro.clip.zeroshot import evaluate, proportion_ci95
 from repro.files import file_sha256
@@ -22,13 +24,39 @@ def test_fresh_captions_name_backdrop_or_lighting():
     rng, prompts = random.Random(0), set(all_prompts())
     normal = {"hand_colour": "black", "backdrop": "flower", "lighting": "normal", "scene": "room"}
     dark = {**normal, "lighting": "dark"}
-    normal_captions = [fresh_caption(normal, rng) for _ in range(200)]
-    dark_captions = [fresh_caption(dark, rng) for _ in range(200)]
+    normal_captions = [caption(*fresh_caption(normal, rng)) for _ in range(200)]
+    dark_captions = [caption(*fresh_caption(dark, rng)) for _ in range(200)]
     assert set(normal_captions) | set(dark_captions) <= prompts
     assert all(c.endswith("black hand with flower room") or c.endswith("black right hand with flower room") for c in normal_captions)
     assert {c.split(" with ")[1] for c in dark_captions} == {"flower room", "dark room"}
     # Heads and hand words are drawn afresh: all 7 x 2 combinations show up.
     assert len(set(normal_captions)) == len(HEADS) * len(HANDS)
+
+
+def test_hard_negatives_change_only_the_background_word_to_a_wrong_one():
+    rng = random.Random(0)
+    dark = {"hand_colour": "black", "backdrop": "flower", "lighting": "dark", "scene": "room"}
+    parts = PromptParts("one", "black", "hand", "dark", "room")
+    negatives = swapped_slots(parts, dark, rng, 17)
+    # 19 distinct slot words ("yellow" is listed twice), less the two right for a dark flower render.
+    assert len(set(COLOUR_SLOTS)) == 19 and len({n.slot for n in negatives}) == 17
+    assert {n.slot for n in negatives}.isdisjoint({"flower", "dark"})
+    assert all(n._replace(slot="dark") == parts for n in negatives)
+    assert swapped_slots(parts, dark, rng, 0) == []
+
+
+def test_contrastive_loss_by_hand_and_as_open_clips():
+    # One pair and one negative caption at 90 degrees, scale 1: the image's choice is softmax([1, 0]),
+    # -log(e / (e + 1)) = log(1 + 1/e) = 0.31326; the text's only choice is its image, 0; the mean 0.15663.
+    one = torch.tensor([[1.0, 0.0]])
+    assert contrastive_loss(one, one, torch.tensor(1.0), torch.tensor([[0.0, 1.0]])).item() == pytest.approx(0.156631, abs=1e-6)
+    assert contrastive_loss(one, one, torch.tensor(1.0)).item() == 0.0
+    import open_clip
+
+    g = torch.Generator().manual_seed(0)
+    image, text = (torch.nn.functional.normalize(torch.randn(6, 8, generator=g), dim=1) for _ in range(2))
+    scale = torch.tensor(7.0)
+    assert torch.allclose(contrastive_loss(image, text, scale), open_clip.ClipLoss()(image, text, scale))
 
 
 def test_zero_shot_of_a_perfect_encoder(repro_cache):
@@ -76,6 +104,7 @@ def test_pretrain_logs_stores_and_reuses(repro_cache, tmp_path, monkeypatch, cap
     assert not reused
     assert manifest["recipe"] == recipe(train_set, val_set, tiny)
     assert manifest["weights_sha256"] == file_sha256(tiny.checkpoint_path())
+    assert manifest["precision_effective"] == "fp32"  # the tests pin fp32 on the CPU
     assert json.loads(tiny.manifest_path().read_text()) == manifest
     metrics = manifest["metrics"]
     assert metrics["n"] == preset.n_val and metrics["clip"] == "synthclip:tiny"
@@ -87,6 +116,7 @@ def test_pretrain_logs_stores_and_reuses(repro_cache, tmp_path, monkeypatch, cap
     run = client.get_run(manifest["mlflow_run_id"])
     assert client.get_experiment(run.info.experiment_id).name == "clip-pretrain"
     assert run.data.params["steps"] == str(preset.steps) and run.data.params["train_data"] == train_set.digest
+    assert (run.data.params["precision"], run.data.params["precision_effective"]) == ("bf16", "fp32")
     losses = client.get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in losses] == list(range(preset.steps)) and all(m.value > 0 for m in losses)
     assert run.data.metrics["hand_colour_top1"] == metrics["hand_colour_top1"]
@@ -111,10 +141,16 @@ def test_pretrain_logs_stores_and_reuses(repro_cache, tmp_path, monkeypatch, cap
     assert reusable_manifest(tiny) is None
 
 
-def test_train_learns_a_small_dataset():
-    """With the whole dataset in every batch, open_clip's contrastive loss falls within a few steps."""
+@pytest.mark.parametrize("native", [True, False], ids=["bf16", "fp32"])
+def test_train_learns_a_small_dataset(monkeypatch, native):
+    """With the whole dataset in every batch, open_clip's contrastive loss falls within a few steps, in bf16
+    autocast (the image tower channels-last) where bf16 pays, else in fp32."""
+    monkeypatch.setattr(bf16, "native", lambda device: native)
     losses = []
     preset = replace(PRESETS["tiny"], steps=12, batch=8, lr=3e-4, warmup=2)
-    pretrain_module.train(FakeCaptionedDataset(8), preset, on_loss=lambda step, loss: losses.append(loss))
-    assert len(losses) == 12 and abs(losses[0] - math.log(8)) < 0.3  # starts near chance, ln 8
+    model = pretrain_module.train(FakeCaptionedDataset(8), preset, on_loss=lambda step, loss: losses.append(loss))
+    # Starts near chance: each image picks among 8 captions and their 8 hard negatives, each caption among 8 images.
+    assert preset.negatives == 1 and len(losses) == 12 and abs(losses[0] - (math.log(16) + math.log(8)) / 2) < 0.3
     assert max(losses[-3:]) < 1.5
+    stem = model.visual.conv1.weight
+    assert stem.is_contiguous(memory_format=torch.channels_last) is native and stem.dtype == torch.float32

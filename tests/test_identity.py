@@ -6,7 +6,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from repro import tracking
+from repro import bf16, tracking
 from repro.data import domains
 from repro.files import file_sha256, save_tensor
 from repro.presets import preset_config
@@ -102,9 +102,9 @@ def test_the_run_hash_covers_the_precision_the_machine_computes_in(store, monkey
     """A bf16 run on a machine without native bf16 computes in fp32: it is another run than one in bf16."""
     cfg = preset_config("tiny", {**TINY, "mode": "baseline"})
     inputs = open_inputs(cfg)
-    monkeypatch.setattr(evaluate, "bf16_native", lambda device: True)
+    monkeypatch.setattr(bf16, "native", lambda device: True)
     native = identity(cfg, inputs)
-    monkeypatch.setattr(evaluate, "bf16_native", lambda device: False)
+    monkeypatch.setattr(bf16, "native", lambda device: False)
     emulated = identity(cfg, inputs)
     assert (native["precision_effective"], emulated["precision_effective"]) == ("bf16", "fp32")
     assert identity_hash(native) != identity_hash(emulated)
@@ -121,7 +121,7 @@ def test_a_gpu_run_records_cudnns_fp32_and_a_cpu_run_does_not(store, monkeypatch
     monkeypatch.setattr(identity_module, "device_for_training", lambda: torch.device("cpu"))
     cpu = identity(cfg, inputs)
     monkeypatch.setattr(identity_module, "device_for_training", lambda: torch.device("cuda"))
-    monkeypatch.setattr(evaluate, "bf16_native", lambda device: True)
+    monkeypatch.setattr(bf16, "native", lambda device: True)
     gpu = identity(cfg, inputs)
     assert "cuda_conv_fp32" not in cpu and gpu["cuda_conv_fp32"] == "ieee"
     assert identity_hash({k: v for k, v in gpu.items() if k != "cuda_conv_fp32"}) != identity_hash(gpu)

@@ -11,8 +11,8 @@ now share their heatmap loss to 1e-6 in this first epoch); v7's bounded viewpoin
 import pytest
 import torch
 
+from repro import bf16
 from repro.presets import preset_config
-from repro.train import evaluate
 from repro.train.loop import ClipFeatures, batch_inputs, new_state, train_epoch
 from repro.train.objectives import OBJECTIVES
 
@@ -68,7 +68,7 @@ def test_each_objective_is_pinned(overrides):
 @pytest.mark.parametrize("overrides", list(PINNED)[:2], ids=lambda o: "+".join(v for _, v in o))
 def test_the_default_numerics_stay_near_the_reference(overrides, native, monkeypatch):
     """Channels-last and the fused Adam, in bf16 autocast where the device has bf16 units (forced here either way), else fp32."""
-    monkeypatch.setattr(evaluate, "bf16_native", lambda device: native)
+    monkeypatch.setattr(bf16, "native", lambda device: native)
     losses = _epoch(dict(overrides), numerics={})
     got = tuple(losses[k] for k in ("loss", "heat", "pose", "con"))
     if not native:

@@ -1,10 +1,13 @@
 """Pre-training synthclip on captioned renders, standing in for web-scale pre-training.
 
-SPEC section 6: open_clip's CLIP class and its ClipLoss, on the synthetic domain "synth-clip"
+SPEC section 6: open_clip's CLIP class and CLIP's contrastive loss, on the synthetic domain "synth-clip"
 (renders of every style, seeds disjoint from all evaluation splits, never any pose label). Each
 step re-captions every image: head and hand word drawn afresh, and for a bright or dark render
 the colour slot is either its backdrop word or its lighting word, so the model ties both kinds of
-words to the image (the paper's prompts use both). The run is logged to MLflow; the checkpoint and
+words to the image (the paper's prompts use both). Each image is also contrasted with its caption
+under a wrong background word (a hard negative): in a batch of 128 captions, one that differs from
+an image's own only in that word is rare, and the background word was what a small CLIP got wrong
+(RESULTS.md). The run is logged to MLflow; the checkpoint and
 a manifest land in the recipe's folder (synthclip.Recipe.directory), and a later call with the same
 recipe reuses them. `ensure` is what every command that needs a synthclip calls: it builds the
 recipe's checkpoint when it is missing or stale, once across processes.
@@ -19,20 +22,43 @@ from dataclasses import asdict
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
+from repro.bf16 import effective
 from repro.clip import prompts, synthclip
 from repro.clip.preprocess import input_size, normalise, resize
 from repro.clip.synthclip import Preset, Recipe
+from repro.clip.zeroshot import background_right
 from repro.files import building, file_sha256, save_tensor, write_json
 
 LOG_EVERY = 25
 
 
-def fresh_caption(style: dict, rng: random.Random) -> str:
+def fresh_caption(style: dict, rng: random.Random) -> prompts.PromptParts:
     """A caption true of a render with `style`, drawn afresh (see the module docstring)."""
     slot = style["backdrop"] if style["lighting"] == "normal" else rng.choice([style["backdrop"], style["lighting"]])
-    return prompts.caption(rng.choice(prompts.HEADS), style["hand_colour"], rng.choice(prompts.HANDS), slot, style["scene"])
+    return prompts.PromptParts(rng.choice(prompts.HEADS), style["hand_colour"], rng.choice(prompts.HANDS), slot, style["scene"])
+
+
+def swapped_slots(parts: prompts.PromptParts, style: dict, rng: random.Random, n: int) -> list[prompts.PromptParts]:
+    """`n` hard negatives of the caption `parts` (NegCLIP's, Yuksekgonul et al. 2023): its words with distinct
+    background words that are wrong for `style`, so that every step contrasts each image with captions that
+    differ from its own only there."""
+    wrong = [w for w in dict.fromkeys(prompts.COLOUR_SLOTS) if not background_right(w, style)]
+    return [parts._replace(slot=w) for w in rng.sample(wrong, n)]
+
+
+def contrastive_loss(
+    image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor, negatives: torch.Tensor | None = None
+) -> torch.Tensor:
+    """CLIP's symmetric loss over a batch of matching (image, text) feature rows (open_clip's ClipLoss on one
+    device), with `negatives` (m, d), extra captions that match no image, added to each image's choices."""
+    labels = torch.arange(len(image), device=image.device)
+    captions = text if negatives is None else torch.cat([text, negatives])
+    per_image = F.cross_entropy(scale * image @ captions.T, labels)
+    per_text = F.cross_entropy(scale * text @ image.T, labels)
+    return (per_image + per_text) / 2
 
 
 def _load_train_set(dataset: Sequence, size: int) -> tuple[torch.Tensor, list[dict]]:
@@ -61,7 +87,12 @@ def _optimizer(model: torch.nn.Module, preset: Preset) -> torch.optim.Optimizer:
 
 
 def train(
-    dataset: Sequence, preset: Preset, seed: int = 0, device: str = "cpu", on_loss=None, model_name: str = synthclip.MODEL_NAME
+    dataset: Sequence,
+    preset: Preset,
+    seed: int = 0,
+    device: str = "cpu",
+    on_loss=None,
+    model_name: str = synthclip.MODEL_NAME,
 ) -> torch.nn.Module:
     """A synthclip model trained on `dataset` (HandSample with meta["style"]); on_loss(step, loss) per
     step. `model_name`: another registered open_clip config trained the same way (bench/)."""
@@ -73,11 +104,13 @@ def train(
     torch.set_flush_denormal(True)
     torch.manual_seed(seed)
     model = open_clip.create_model(model_name, output_dict=True).to(device).train()
+    bf16 = effective(preset.precision, torch.device(device)) == "bf16"
+    layout = torch.channels_last if bf16 else torch.contiguous_format
+    model.visual.to(memory_format=layout)
     tokenizer = open_clip.get_tokenizer(model_name)
     cfg = model.visual.preprocess_cfg
     mean, std = torch.tensor(cfg["mean"]), torch.tensor(cfg["std"])
     images, styles = _load_train_set(dataset, input_size(cfg))
-    loss_fn = open_clip.ClipLoss()
     optimizer = _optimizer(model, preset)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(preset.warmup, preset.steps))
     rng, generator = random.Random(seed), torch.Generator().manual_seed(seed)
@@ -87,9 +120,14 @@ def train(
         for step in bar:
             # Without replacement: a repeated image would be its own negative in the contrastive loss.
             index = torch.randperm(len(images), generator=generator)[:batch]
-            texts = tokenizer([fresh_caption(styles[i], rng) for i in index.tolist()])
-            out = model(normalise(images[index], mean, std).to(device), texts.to(device))
-            loss = loss_fn(**out)
+            captions = [fresh_caption(styles[i], rng) for i in index.tolist()]
+            negatives = [n for i, c in zip(index.tolist(), captions) for n in swapped_slots(c, styles[i], rng, preset.negatives)]
+            texts = tokenizer([prompts.caption(*c) for c in captions + negatives])
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+                out = model(normalise(images[index], mean, std).to(device, memory_format=layout), texts.to(device))
+            # In fp32: logits of up to 100 in bf16 would be off by up to 0.5.
+            image, text = out["image_features"].float(), out["text_features"].float()
+            loss = contrastive_loss(image, text[:batch], out["logit_scale"].float(), text[batch:] if negatives else None)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -178,6 +216,7 @@ def _pretrain(train_set: Sequence, val_set: Sequence, wanted: Recipe, device: st
                 "seed": wanted.seed,
                 "device": device,
                 **asdict(preset),
+                "precision_effective": effective(preset.precision, torch.device(device)),
             }
         )
         mlflow.log_dict(record["model_config"], "model_config.json")
@@ -187,7 +226,13 @@ def _pretrain(train_set: Sequence, val_set: Sequence, wanted: Recipe, device: st
         # Evaluated as the encoder `--clip synthclip:TAG` will load, so its cached features are reused.
         metrics = evaluate(OpenClipEncoder(model, synthclip.MODEL_NAME, wanted.spec, digest, device), val_set)
         mlflow.log_metrics({k.replace("@", "_at_"): v for k, v in metrics.items() if isinstance(v, float)})
-        manifest = {"recipe": record, "weights_sha256": digest, "metrics": metrics, "mlflow_run_id": run.info.run_id}
+        manifest = {
+            "recipe": record,
+            "precision_effective": effective(preset.precision, torch.device(device)),
+            "weights_sha256": digest,
+            "metrics": metrics,
+            "mlflow_run_id": run.info.run_id,
+        }
         mlflow.log_dict(manifest, "manifest.json")
     write_json(manifest, wanted.manifest_path())
     return manifest, False

@@ -33,7 +33,8 @@ CONFIG_PATH = Path(__file__).with_name("synthclip.json")
 # 2: the small preset sees a third of the images (fewer steps, higher lr, shorter warm-up), so
 # pre-training fits in minutes on a 2-core CPU (issue #17).
 # 3: a ResNet image tower (synthclip.json) and 420 steps for the small preset.
-RECIPE_VERSION = 3
+# 4: bf16 autocast where it pays, and a hard negative caption per image (Preset.precision, .negatives).
+RECIPE_VERSION = 4
 DEFAULT_TAG = "small"
 
 
@@ -46,12 +47,17 @@ class Preset:
     lr: float
     warmup: int
     weight_decay: float = 0.1
+    # bf16 autocast, the image tower channels-last, where bf16 pays on the device (repro.bf16), else fp32.
+    # Which one a checkpoint was trained in is in its manifest; its weights' digest is in every run's identity.
+    precision: str = "bf16"
+    # Hard negative captions per image and step: its caption with a wrong background word (pretrain.swapped_slots).
+    negatives: int = 1
 
 
 PRESETS = {
-    # 420 steps of 128: with the ResNet tower, background top-1 0.90 and hand colour 0.94 in about
-    # 4.5 minutes on a 2-core CPU (blocks 1-1-1-1 at 250 steps: 0.86; lr 2e-3: worse; RESULTS.md);
-    # bf16 autocast was no faster there (AVX-512 BF16, no AMX).
+    # 420 steps of 128 with one hard negative each: background top-1 0.91, hand colour 0.95, in about
+    # 3 minutes on the 2-core AMD EPYC in bf16 (without the negatives 0.90; with 3, 0.92 in 5.3 minutes;
+    # more steps, 96 px or width 48 no better; RESULTS.md, "synthclip in bf16 with hard negatives").
     "small": Preset(n_train=8000, n_val=500, steps=420, batch=128, lr=1e-3, warmup=20),
     # Seconds: for tests and smoke runs; the weights are not useful.
     "tiny": Preset(n_train=64, n_val=32, steps=6, batch=16, lr=3e-4, warmup=2),

@@ -3,14 +3,12 @@ over the visible joints (hand3d's protocol, the primary names) and over all join
 Also what training shares with evaluation: the device, the model's inputs and their numerics
 (RunConfig.precision and memory_format)."""
 
-import functools
-
 import torch
 import torch.nn.functional as F
 
+from repro.bf16 import effective as effective_precision  # RunConfig.precision: bf16 where it pays
 from repro.config import RunConfig
 from repro.metrics import auc, epe_mm, epe_summary, pck_curve, pck_thresholds, predictions_to_mm
-from repro.train import cpu_bf16
 
 TORCH_MEMORY_FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}  # RunConfig.memory_format
 
@@ -34,20 +32,6 @@ def cuda_numerics(device: torch.device) -> None:
         # (torch.backends.cudnn.flags, for one) raise that the two APIs were mixed.
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cudnn.benchmark = True
-
-
-@functools.cache
-def bf16_native(device: torch.device) -> bool:
-    """Whether bf16 autocast pays on `device`: a GPU with bf16 tensor cores, or a CPU where it is measured to
-    (repro.train.cpu_bf16)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    return device.type == "cpu" and cpu_bf16.pays()
-
-
-def effective_precision(precision: str, device: torch.device) -> str:
-    """The precision a run of RunConfig.precision `precision` computes in on `device`: bf16 only where it has bf16 units."""
-    return "bf16" if precision == "bf16" and bf16_native(device) else "fp32"
 
 
 def autocast(precision: str, device: torch.device):

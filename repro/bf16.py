@@ -1,6 +1,6 @@
-"""Whether bf16 autocast pays on this machine's CPU: decided by measurement, once per machine, and kept.
+"""Whether bf16 autocast pays on a device: a GPU with bf16 tensor cores, or a CPU where it is measured to.
 
-A CPU with AMX has bf16 matrix units: bf16 pays. A CPU without AVX512-BF16 emulates bf16: it does not.
+On the CPU it is decided by measurement, once per machine, and kept. A CPU with AMX has bf16 matrix units: bf16 pays. A CPU without AVX512-BF16 emulates bf16: it does not.
 In between, a CPU with AVX512-BF16 alone has faster bf16 dot products, but autocast's casts around them
 may cost more than they save, and which way it goes differs between CPUs of that kind (RESULTS.md,
 "bf16 on AVX512-BF16 CPUs"). So there the `small` network's forward and backward pass, the CPU presets'
@@ -14,6 +14,7 @@ and its workers must agree on every run's identity.
 $REPRO_CPU_BF16=1 or 0 overrides the measurement (the tests pin 0, so identities do not depend on it).
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -91,6 +92,19 @@ def measure(steps: int = STEPS, rounds: int = ROUNDS) -> dict[str, float]:
     finally:
         torch.set_num_threads(threads)
     return {f"{name}_img_s": round(statistics.median(r), 1) for name, r in rates.items()}
+
+
+@functools.cache
+def native(device: torch.device) -> bool:
+    """Whether bf16 autocast pays on `device`: the one answer for every network the suite trains there."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return device.type == "cpu" and pays()
+
+
+def effective(precision: str, device: torch.device) -> str:
+    """What a network asked to train in `precision` ("bf16" or "fp32") computes in on `device`: bf16 only where it pays."""
+    return "bf16" if precision == "bf16" and native(device) else "fp32"
 
 
 def pays() -> bool:
