@@ -49,9 +49,7 @@ def swapped_slots(parts: prompts.PromptParts, style: dict, rng: random.Random, n
     return [parts._replace(slot=w) for w in rng.sample(wrong, n)]
 
 
-def contrastive_loss(
-    image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor, negatives: torch.Tensor | None = None
-) -> torch.Tensor:
+def contrastive_loss(image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor, negatives: torch.Tensor | None = None) -> torch.Tensor:
     """CLIP's symmetric loss over a batch of matching (image, text) feature rows (open_clip's ClipLoss on one
     device), with `negatives` (m, d), extra captions that match no image, added to each image's choices."""
     labels = torch.arange(len(image), device=image.device)
