@@ -1,7 +1,7 @@
 """Whether bf16 autocast pays on a device: a GPU with bf16 tensor cores, or a CPU where it is measured to.
 
-On the CPU it is decided by measurement, once per machine, and kept. A CPU with AMX has bf16 matrix units: bf16 pays. A CPU without AVX512-BF16 emulates bf16: it does not.
-In between, a CPU with AVX512-BF16 alone has faster bf16 dot products, but autocast's casts around them
+On the CPU it is decided by measurement, once per machine, and kept. A CPU with AMX has bf16 matrix
+units: bf16 pays. A CPU without AVX512-BF16 emulates bf16: it does not. In between, a CPU with AVX512-BF16 alone has faster bf16 dot products, but autocast's casts around them
 may cost more than they save, and which way it goes differs between CPUs of that kind (RESULTS.md,
 "bf16 on AVX512-BF16 CPUs"). So there the `small` network's forward and backward pass, the CPU presets'
 work, is timed in both precisions (channels-last, alternated, medians) the first time a process asks,

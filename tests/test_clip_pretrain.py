@@ -13,6 +13,7 @@ from repro import bf16
 from repro.cli import main
 from repro.clip import pretrain as pretrain_module
 from repro.clip.encoders import build_encoder
+from repro.clip.errors import ClipError
 from repro.clip.pretrain import contrastive_loss, fresh_caption, pretrain, recipe, reusable_manifest, swapped_slots
 from repro.clip.prompts import COLOUR_SLOTS, HANDS, HEADS, PromptParts, all_prompts, caption
 from repro.clip.synthclip import PRESETS, Recipe
@@ -43,6 +44,12 @@ def test_hard_negatives_change_only_the_background_word_to_a_wrong_one():
     assert {n.slot for n in negatives}.isdisjoint({"flower", "dark"})
     assert all(n._replace(slot="dark") == parts for n in negatives)
     assert swapped_slots(parts, dark, rng, 0) == []
+
+
+@pytest.mark.parametrize("fields", [{"precision": "fp16"}, {"negatives": -1}])
+def test_a_preset_with_an_unknown_precision_or_negative_count_is_refused(fields):
+    with pytest.raises(ClipError, match=r"precision must be bf16 or fp32 and negatives at least 0"):
+        replace(PRESETS["tiny"], **fields)
 
 
 def test_contrastive_loss_by_hand_and_as_open_clips():

@@ -7,10 +7,10 @@ the colour slot is either its backdrop word or its lighting word, so the model t
 words to the image (the paper's prompts use both). Each image is also contrasted with its caption
 under a wrong background word (a hard negative): in a batch of 128 captions, one that differs from
 an image's own only in that word is rare, and the background word was what a small CLIP got wrong
-(RESULTS.md). The run is logged to MLflow; the checkpoint and
-a manifest land in the recipe's folder (synthclip.Recipe.directory), and a later call with the same
-recipe reuses them. `ensure` is what every command that needs a synthclip calls: it builds the
-recipe's checkpoint when it is missing or stale, once across processes.
+(RESULTS.md). The run is logged to MLflow; the checkpoint and a manifest land in the recipe's folder
+(synthclip.Recipe.directory), and a later call with the same recipe reuses them. `ensure` is what
+every command that needs a synthclip calls: it builds the recipe's checkpoint when it is missing or
+stale, once across processes.
 """
 
 import json
@@ -193,6 +193,7 @@ def _pretrain(train_set: Sequence, val_set: Sequence, wanted: Recipe, device: st
     from repro.tracking import CLIP_EXPERIMENT, client, experiment, use_store
 
     preset = wanted.training
+    precision = effective(preset.precision, torch.device(device))
     exp = experiment(CLIP_EXPERIMENT)
     use_store()
     run = mlflow.start_run(experiment_id=exp, run_name=f"synthclip-{wanted.tag}")
@@ -214,7 +215,7 @@ def _pretrain(train_set: Sequence, val_set: Sequence, wanted: Recipe, device: st
                 "seed": wanted.seed,
                 "device": device,
                 **asdict(preset),
-                "precision_effective": effective(preset.precision, torch.device(device)),
+                "precision_effective": precision,
             }
         )
         mlflow.log_dict(record["model_config"], "model_config.json")
@@ -226,7 +227,7 @@ def _pretrain(train_set: Sequence, val_set: Sequence, wanted: Recipe, device: st
         mlflow.log_metrics({k.replace("@", "_at_"): v for k, v in metrics.items() if isinstance(v, float)})
         manifest = {
             "recipe": record,
-            "precision_effective": effective(preset.precision, torch.device(device)),
+            "precision_effective": precision,
             "weights_sha256": digest,
             "metrics": metrics,
             "mlflow_run_id": run.info.run_id,

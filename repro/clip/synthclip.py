@@ -53,6 +53,12 @@ class Preset:
     # Hard negative captions per image and step: its caption with a wrong background word (pretrain.swapped_slots).
     negatives: int = 1
 
+    def __post_init__(self):
+        if self.precision not in ("bf16", "fp32") or self.negatives < 0:
+            raise ClipError(
+                f"synthclip preset: precision must be bf16 or fp32 and negatives at least 0, got {self.precision!r}, {self.negatives}"
+            )
+
 
 PRESETS = {
     # 420 steps of 128 with one hard negative each: background top-1 0.91, hand colour 0.95, in about
