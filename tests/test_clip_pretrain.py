@@ -46,10 +46,11 @@ def test_hard_negatives_change_only_the_background_word_to_a_wrong_one():
     assert swapped_slots(parts, dark, rng, 0) == []
 
 
-@pytest.mark.parametrize("fields", [{"precision": "fp16"}, {"negatives": -1}])
-def test_a_preset_with_an_unknown_precision_or_negative_count_is_refused(fields):
-    with pytest.raises(ClipError, match=r"precision must be bf16 or fp32 and negatives at least 0"):
+@pytest.mark.parametrize("fields", [{"precision": "fp16"}, {"negatives": -1}, {"negatives": 18}])
+def test_a_preset_with_an_unknown_precision_or_more_negatives_than_wrong_words_is_refused(fields):
+    with pytest.raises(ClipError, match=r"precision must be bf16 or fp32 and negatives 0 to 17 \(the wrong background words\)"):
         replace(PRESETS["tiny"], **fields)
+    assert replace(PRESETS["tiny"], negatives=17).negatives == 17
 
 
 def test_contrastive_loss_by_hand_and_as_open_clips():

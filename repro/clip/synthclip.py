@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from repro.clip.errors import ClipError
+from repro.clip.prompts import COLOUR_SLOTS
 from repro.data import domains
 from repro.paths import cache_dir
 
@@ -54,9 +55,12 @@ class Preset:
     negatives: int = 1
 
     def __post_init__(self):
-        if self.precision not in ("bf16", "fp32") or self.negatives < 0:
+        # A bright or dark render has two right background words (its backdrop's and its light's).
+        most = len(set(COLOUR_SLOTS)) - 2
+        if self.precision not in ("bf16", "fp32") or not 0 <= self.negatives <= most:
             raise ClipError(
-                f"synthclip preset: precision must be bf16 or fp32 and negatives at least 0, got {self.precision!r}, {self.negatives}"
+                f"synthclip preset: precision must be bf16 or fp32 and negatives 0 to {most} (the wrong background words), "
+                f"got {self.precision!r}, {self.negatives}"
             )
 
 
