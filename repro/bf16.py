@@ -1,15 +1,16 @@
 """Whether bf16 autocast pays on a device: a GPU with bf16 tensor cores, or a CPU where it is measured to.
 
 On the CPU it is decided by measurement, once per machine, and kept. A CPU with AMX has bf16 matrix
-units: bf16 pays. A CPU without AVX512-BF16 emulates bf16: it does not. In between, a CPU with AVX512-BF16 alone has faster bf16 dot products, but autocast's casts around them
-may cost more than they save, and which way it goes differs between CPUs of that kind (RESULTS.md,
-"bf16 on AVX512-BF16 CPUs"). So there the `small` network's forward and backward pass, the CPU presets'
-work, is timed in both precisions (channels-last, alternated, medians) the first time a process asks,
-and bf16 is chosen only if it is at least MARGIN times as fast. The record is kept in the cache under
-the CPU's identity and the torch version, so every later run on this machine gets the same answer, and
-the precision a run computes in is part of its identity (repro.train.identity). It is timed on one
-thread, as the CPU presets' workers train, whatever the asking process runs on: a study's main process
-and its workers must agree on every run's identity.
+units: bf16 pays. A CPU without AVX512-BF16 emulates bf16: it does not. In between, a CPU with
+AVX512-BF16 alone has faster bf16 dot products, but autocast's casts around them may cost more than they
+save, and which way it goes differs between CPUs of that kind (RESULTS.md, "bf16 on AVX512-BF16 CPUs").
+So there the `small` network's forward and backward pass, the CPU presets' work, is timed in both
+precisions (channels-last, alternated, medians) the first time a process asks, and bf16 is chosen only
+if it is at least MARGIN times as fast. The record is kept in the cache under the CPU's identity and the
+torch version, so every later run on this machine gets the same answer, and the precision a run computes
+in is part of its identity (repro.train.identity). It is timed on one thread, as the CPU presets'
+workers train, whatever the asking process runs on: a study's main process and its workers must agree on
+every run's identity.
 
 $REPRO_CPU_BF16=1 or 0 overrides the measurement (the tests pin 0, so identities do not depend on it).
 """
@@ -30,6 +31,7 @@ from repro.files import building, write_json
 from repro.paths import cache_dir
 
 OVERRIDE = "REPRO_CPU_BF16"
+PRECISIONS = ("bf16", "fp32")  # what a network may ask to train in; bf16 only where it pays (`effective`)
 MARGIN = 1.1  # bf16 must be this much faster: a near tie is not worth bf16's rounding
 BATCH = 16  # the `small` preset's
 WARM, STEPS, ROUNDS = 2, 4, 3

@@ -14,6 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 
+from repro.bf16 import PRECISIONS  # bf16: autocast where it pays on the device, else fp32
 from repro.clip.synthclip import canonical_spec
 from repro.errors import ConfigError  # lives there for repro.model.config; import it from here
 from repro.model.config import ModelConfig
@@ -34,7 +35,6 @@ MODES = ("baseline", "ie", "te", "iete")  # Table 4: no Branch2/L_Con; image onl
 # (repro.train.objectives), each as the supervised input or as the contrastive positive.
 AUGMENTATIONS = ("none", "normal-supervised", "normal-contrastive", "restyle-supervised", "restyle-contrastive")
 CONTRASTIVE_AUGMENTATIONS = ("normal-contrastive", "restyle-contrastive")
-PRECISIONS = ("bf16", "fp32")  # bf16: autocast where it pays on the device (repro.bf16.native), else fp32
 MEMORY_FORMATS = ("channels_last", "contiguous")  # of the model's weights and inputs
 # "fused": one kernel updates every parameter; "torch": PyTorch's choice (a loop over the tensors on the CPU)
 ADAM_IMPLS = ("fused", "torch")

@@ -23,6 +23,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from repro.bf16 import PRECISIONS
 from repro.clip.errors import ClipError
 from repro.clip.prompts import COLOUR_SLOTS
 from repro.data import domains
@@ -57,9 +58,9 @@ class Preset:
     def __post_init__(self):
         # A bright or dark render has two right background words (its backdrop's and its light's).
         most = len(set(COLOUR_SLOTS)) - 2
-        if self.precision not in ("bf16", "fp32") or not 0 <= self.negatives <= most:
+        if self.precision not in PRECISIONS or not 0 <= self.negatives <= most:
             raise ClipError(
-                f"synthclip preset: precision must be bf16 or fp32 and negatives 0 to {most} (the wrong background words), "
+                f"synthclip preset: precision must be {' or '.join(PRECISIONS)} and negatives 0 to {most} (the wrong background words), "
                 f"got {self.precision!r}, {self.negatives}"
             )
 
