@@ -65,7 +65,7 @@ def test_the_paper_preset_sets_only_sizes_and_reports_list_the_others_departures
     assert paper.lr_schedule == "constant" and paper.model.init == "torch" and paper.lambda_heat == 1.0
     assert paper_departures(paper) == []
     small = paper_departures(preset_config("small"))
-    assert "lr 0.001 (paper preset: 0.0001)" in small and "model.init he (paper preset: torch)" in small
-    assert "batch_size 16 (paper preset: 32)" in small and "lr_warmup 0.05 (paper preset: 0.0)" in small
+    assert "lr 0.002 (paper preset: 0.0001)" in small and "model.init he (paper preset: torch)" in small
+    assert "batch_size 16 (paper preset: 32)" in small and "lr_warmup 0.02 (paper preset: 0.0)" in small
     assert "grad_clip 10.0 (paper preset: 0.0)" in small
     assert len(small) == len(set(PRESETS["small"]) | set(PRESETS["paper"]))  # every field differs
