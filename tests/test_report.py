@@ -181,7 +181,7 @@ def test_report_cells_are_the_mlflow_runs(table4a, tmp_path, capsys, monkeypatch
     assert list(decisions) == [d.name for d in DECISIONS]
     assert decisions["heatmap sigma (heatmap pixels)"] == "1.0" and decisions["eq. 4 form"] == "paper"
     assert decisions["evaluation root"].startswith("palm centre") and decisions["weight init"] == "he"
-    assert decisions["lr warm-up (share of steps)"] == "0.05" and decisions["Adam implementation"] == "fused"
+    assert decisions["lr warm-up (share of steps)"] == "0.02" and decisions["Adam implementation"] == "fused"
     assert "## Decisions" in md and "<h2>Decisions</h2>" in (out / "table4a.tiny.html").read_text()
     assert "\\subsection*{Decisions}" in (out / "table4a.tiny.tex").read_text()
     index = (out / "index.md").read_text()
@@ -282,7 +282,7 @@ def test_claims_differences_and_power_on_a_two_seed_study(store, tmp_path, capsy
         ("IE+TE beats IE (IE+TE r=0.9 vs IE)", "RHD"): ("-1.55", 0.0, "0.52", "inconclusive"),
         ("r = 0.4 is worse than r = 0.6 (IE+TE r=0.6 vs IE+TE r=0.4)", "STB"): ("-12.28", -5.0, "1.00", "holds"),
         ("r = 0.4 is worse than r = 0.6 (IE+TE r=0.6 vs IE+TE r=0.4)", "RHD"): ("-15.67", -5.0, "1.00", "holds"),
-        ("lambda3 = 0.1 beats 1 (lambda3=0.1 vs lambda3=1)", "STB"): ("-2.70", 10.0, "0.01", "reversed"),
+        ("lambda3 = 0.1 beats 1 (lambda3=0.1 vs lambda3=1)", "STB"): ("-2.70", 10.0, "0.02", "reversed"),
         ("lambda3 = 0.1 beats 1 (lambda3=0.1 vs lambda3=1)", "RHD"): ("-5.80", 10.0, "0.02", "reversed"),
         ("lambda3 = 0.1 beats 0.01 (lambda3=0.1 vs lambda3=0.01)", "STB"): ("-0.08", 0.0, None, "inconclusive"),
         ("lambda3 = 0.1 beats 0.01 (lambda3=0.1 vs lambda3=0.01)", "RHD"): ("-3.58", 0.0, None, "inconclusive"),
