@@ -30,6 +30,7 @@ PINNED = {  # method overrides -> the epoch's mean losses (loss, heat, pose, con
 class Split:
     def __init__(self, seed: int):
         g = torch.Generator().manual_seed(seed)
+        self.digest = f"test-objectives-{seed}"  # names its images for loop.batch_inputs
         self.images = torch.randint(0, 255, (N, 3, SIZE, SIZE), generator=g, dtype=torch.uint8)
         self.uv = torch.rand(N, 21, 2, generator=g) * SIZE
         self.visible = torch.rand(N, 21, generator=g) > 0.2

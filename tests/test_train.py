@@ -257,6 +257,29 @@ def test_a_subset_reads_its_rows_from_the_splits_images_without_copying_them():
     assert last.digest != odd.digest != split.digest
 
 
+def test_a_process_prepares_a_training_split_once_per_input_size(monkeypatch):
+    """loop.batch_inputs keeps the last PREPARED_KEPT splits' inputs, by digest and input size: a study
+    worker's next training of the same split reuses them; another split, or another size, prepares anew."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(loop, "_prepared", type(loop._prepared)())
+    made = []
+    monkeypatch.setattr(loop, "BatchInputs", lambda images, size, device, fmt: made.append((images, size)) or object())
+    images = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
+    a, b, c = (SimpleNamespace(digest=d, images=images) for d in "abc")
+    cpu, at16, at8 = torch.device("cpu"), preset_config("tiny", {"model.input_size": 16}), preset_config("tiny", {"model.input_size": 8})
+    first = loop.batch_inputs(at16, a, cpu)
+    assert loop.batch_inputs(at16, a, cpu) is first and len(made) == 1
+    assert loop.batch_inputs(at8, a, cpu) is not first and len(made) == 2  # another input size
+    assert loop.batch_inputs(at16, a, cpu) is first  # now used after a at the other size
+    loop.batch_inputs(at16, b, cpu)  # a third: the least recently used (a at the other size) goes
+    assert len(loop._prepared) == loop.PREPARED_KEPT == 2 and loop.batch_inputs(at16, a, cpu) is first and len(made) == 3
+    loop.batch_inputs(at16, c, cpu)  # b was used before a: b goes
+    assert loop.batch_inputs(at16, a, cpu) is first and len(made) == 4
+    loop.batch_inputs(at16, b, cpu)
+    assert len(made) == 5
+
+
 def test_the_rows_of_a_seed_see_the_same_batches(monkeypatch):
     """Paired rows: the Baseline and IE+TE of a seed get one batch order although IE+TE draws prompts from
     the global generator; another seed gets another order."""

@@ -11,6 +11,7 @@ the progress bar redraws (at most twice a second).
 import dataclasses
 import math
 import random
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,17 +121,32 @@ def clip_gradients(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     return total
 
 
+# A study worker trains one split many times: resizing it anew cost each `small` training about 7 s
+# of its 3 minutes on one thread (RESULTS.md). Two: a training split and its restyled twin.
+PREPARED_KEPT = 2
+_prepared: OrderedDict[tuple, BatchInputs] = OrderedDict()
+
+
 def batch_inputs(cfg: RunConfig, split, device) -> BatchInputs:
-    """The model inputs of a training split (or its restyled twin), prepared once per training."""
-    return BatchInputs(split.images, cfg.model.input_size, device, cfg.memory_format)
+    """The model inputs of a training split (or its restyled twin), prepared once per process: kept for
+    the next training of the same split (by its digest, which names its images) at the same input size
+    on the same device, the PREPARED_KEPT most recently used. They are only ever read."""
+    key = (split.digest, cfg.model.input_size, str(device), cfg.memory_format)
+    if key in _prepared:
+        _prepared.move_to_end(key)
+        return _prepared[key]
+    while len(_prepared) >= PREPARED_KEPT:  # dropped before the new one is made: at most PREPARED_KEPT at once
+        _prepared.popitem(last=False)
+    _prepared[key] = BatchInputs(split.images, cfg.model.input_size, device, cfg.memory_format)
+    return _prepared[key]
 
 
 def train_epoch(
     cfg: RunConfig, state: TrainState, train, clip: ClipFeatures | None, device, on_step=None, inputs=None, restyled=None
 ) -> dict:
     """One pass over the training split with the run's objective; returns the epoch's mean losses.
-    `inputs`: batch_inputs of `train` (made here when None); `restyled`: batch_inputs of the split's
-    restyled twin (same order), for the restyle objectives."""
+    `inputs`: batch_inputs of `train` (made here, for this epoch alone, when None); `restyled`: batch_inputs
+    of the split's restyled twin (same order), for the restyle objectives."""
     model, optimizer = state.model, state.optimizer
     model.train()
     objective = OBJECTIVES[cfg.objective](cfg)
@@ -138,7 +154,7 @@ def train_epoch(
     n_batches = len(train) // cfg.batch_size  # drop the last partial batch: L_Con needs a negative
     sums = torch.zeros(len(LOSSES), device=device)
     guard = _Guard(device)
-    inputs = inputs if inputs is not None else batch_inputs(cfg, train, device)
+    inputs = inputs if inputs is not None else BatchInputs(train.images, cfg.model.input_size, device, cfg.memory_format)
     params = [p for p in model.parameters() if p.requires_grad]
 
     with tqdm(total=n_batches, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch", leave=False, mininterval=0.5) as bar:
