@@ -1,5 +1,6 @@
 """The trainer: determinism, resume after an interruption, the NaN guard, dedupe by run hash, cross-validation, what it logs."""
 
+import contextlib
 import json
 import math
 import sys
@@ -12,7 +13,8 @@ import repro.train.evaluate as evaluate
 import repro.train.loop as loop
 import repro.train.objectives as objectives
 import repro.train.run as run_module
-from repro import tracking
+import repro.train.working_weights as working_weights
+from repro import bf16, tracking
 from repro.presets import preset_config
 from repro.train.run import find_runs, train_run
 
@@ -308,6 +310,44 @@ def test_the_rows_of_a_seed_see_the_same_batches(monkeypatch):
     assert len(baseline) == 2 * len(split)  # two epochs of 4 batches of 8
     assert torch.equal(baseline, iete) and not torch.equal(baseline, other_seed)
     assert not torch.equal(baseline[: len(split)], baseline[len(split) :])  # each epoch its own order
+
+
+def test_bf16_working_weights_train_what_autocast_trains_bit_for_bit(monkeypatch):
+    """Under bf16 autocast a step trains bf16 copies of f_H2D's weights (repro.train.working_weights): the
+    weights after an epoch are autocast's own, bit for bit, for a Baseline, an IE+TE model (its projection
+    head serves e1' and e2') and Table 6's normal-contrastive (two forward passes a step); during the epoch
+    f_H2D computes with bf16 parameters and f_PP with its fp32 ones, after it the model holds fp32 masters."""
+    monkeypatch.setattr(bf16, "native", lambda device: True)
+    cpu, split = torch.device("cpu"), _Split()
+    gen = torch.Generator().manual_seed(0)
+    clip = loop.ClipFeatures(
+        torch.nn.functional.normalize(torch.randn(len(split), 16, generator=gen), dim=1),
+        torch.nn.functional.normalize(torch.randn(40, 16, generator=gen), dim=1),
+    )
+    runs = {"baseline": {"mode": "baseline"}, "iete": {"mode": "iete"}, "normal-contrastive": {"augment": "normal-contrastive"}}
+    dtypes, weights = [], {}
+    for impl in ("working", "autocast"):
+        if impl == "autocast":  # the step as it was: autocast casts every weight itself
+            monkeypatch.setattr(loop, "working_weights", lambda model, bf16: contextlib.nullcontext(working_weights._Unchanged()))
+        for name, overrides in runs.items():
+            cfg = _baseline(batch_size=8, **overrides)
+            state = loop.new_state(cfg, 16, cpu)
+            first = {k: v.clone() for k, v in state.model.state_dict().items()}
+            objective = loop.OBJECTIVES[cfg.objective](cfg)
+
+            def spying(model, batch, objective=objective):
+                dtypes.append((impl, model.h2d.trunk[0][0].weight.dtype, model.pose_prior.conv_a[0][0].weight.dtype))
+                return objective(model, batch)
+
+            monkeypatch.setitem(loop.OBJECTIVES, cfg.objective, lambda cfg, spying=spying: spying)
+            loop.train_epoch(cfg, state, split, clip if name == "iete" else None, cpu)
+            weights[impl, name] = state.model.state_dict()
+            assert all(v.dtype == torch.float32 for v in weights[impl, name].values())
+            assert not torch.equal(first["h2d.trunk.0.0.weight"], weights[impl, name]["h2d.trunk.0.0.weight"])
+    for name in runs:
+        working, autocast = weights["working", name], weights["autocast", name]
+        assert all(torch.equal(working[k], autocast[k]) for k in autocast), name
+    assert set(dtypes) == {("working", torch.bfloat16, torch.float32), ("autocast", torch.float32, torch.float32)}
 
 
 def test_grad_clip_caps_the_global_gradient_norm_of_every_step():

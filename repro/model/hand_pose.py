@@ -58,6 +58,11 @@ class HandPoseModel(nn.Module):
             nn.init.kaiming_normal_(module.weight, a=self.cfg.leaky_slope, nonlinearity="leaky_relu", generator=generator)
             nn.init.zeros_(module.bias)
 
+    def autocast_parts(self) -> list[nn.Module]:
+        """The parts that compute in autocast's precision under bf16 autocast: f_H2D. f_PP always computes
+        in fp32 (PosePrior.forward)."""
+        return [self.h2d]
+
     def forward(self, images: torch.Tensor, clip_feature: torch.Tensor | None = None, embed: bool = False) -> HandPoseOutput:
         s = self.cfg.input_size
         if images.shape[-2:] != (s, s):

@@ -5,7 +5,8 @@ f_CI comes from the frozen-feature cache, f_CT for every prompt likewise.
 
 A step does not wait for the device: the losses are summed and the divergence guard is kept there.
 The guard is read every GUARD_EVERY steps and at the end of the epoch, the losses at the end and when
-the progress bar redraws (at most twice a second).
+the progress bar redraws (at most twice a second). Under bf16 autocast the step computes with bf16
+working copies of f_H2D's weights, the optimizer keeping the fp32 masters (repro.train.working_weights).
 """
 
 import dataclasses
@@ -20,8 +21,9 @@ from tqdm import tqdm
 
 from repro.config import RunConfig
 from repro.model.hand_pose import HandPoseModel
-from repro.train.evaluate import TORCH_MEMORY_FORMATS, BatchInputs, autocast, cuda_numerics
+from repro.train.evaluate import TORCH_MEMORY_FORMATS, BatchInputs, autocast, cuda_numerics, effective_precision
 from repro.train.objectives import OBJECTIVES, Batch
+from repro.train.working_weights import working_weights
 
 
 class TrainingDiverged(RuntimeError):
@@ -155,9 +157,13 @@ def train_epoch(
     sums = torch.zeros(len(LOSSES), device=device)
     guard = _Guard(device)
     inputs = inputs if inputs is not None else BatchInputs(train.images, cfg.model.input_size, device, cfg.memory_format)
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad]  # the fp32 masters, which the optimizer holds
+    bf16 = effective_precision(cfg.precision, device) == "bf16"
 
-    with tqdm(total=n_batches, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch", leave=False, mininterval=0.5) as bar:
+    with (
+        tqdm(total=n_batches, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", unit="batch", leave=False, mininterval=0.5) as bar,
+        working_weights(model, bf16) as weights,
+    ):
         for b in range(n_batches):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             batch = Batch(
@@ -178,9 +184,11 @@ def train_epoch(
                 group["lr"] = scheduled_lr(cfg, state.epoch * n_batches + b, cfg.epochs * n_batches)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            weights.gradients_to_masters()
             if cfg.grad_clip > 0:
                 clip_gradients(params, cfg.grad_clip)
             optimizer.step()
+            weights.refresh()
             sums += values
             if bar.update():  # it redrew (at most every mininterval): show these losses from its next redraw
                 bar.set_postfix(dict(zip(LOSSES, (f"{v:.4f}" for v in values.tolist()))), refresh=False)
