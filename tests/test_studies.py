@@ -313,6 +313,37 @@ def test_runs_are_named_by_their_cell_and_list_the_tables_and_rows_they_serve(st
     assert tune.run_name(point, tune.fold_configs(point.attrs)[1]) == "tune ratio=0.4 fold 2/3"
 
 
+def test_claim_order_is_by_wave_then_longest_kind_first():
+    cell = runner.Cell
+    pending = [cell("a0", wave=0, kind="a"), cell("b1", wave=1, kind="b"), cell("a1", wave=1, kind="a"), cell("c1", wave=1, kind="c")]
+    pending.append(cell("solo", wave=1))  # its own kind: timed by its key
+    durations = {"a": [10.0, 30.0], "b": [25.0], "solo": [1.0]}  # a: mean 20 s; c: not timed yet
+    assert [c.key for c in runner.claim_order(pending, durations)] == ["a0", "c1", "b1", "a1", "solo"]
+    assert [c.key for c in runner.claim_order(pending, {})] == ["a0", "b1", "a1", "c1", "solo"]  # the plan's order
+
+
+def test_a_tables_later_seeds_are_claimed_longest_row_first(store):
+    """Seed 0 in the spec's order, then each later seed by what its rows took at seed 0, the longest first, so that
+    the workers end on the short rows and finish together."""
+    plan = TablePlan.from_args("table4a", preset_config("tiny"), seeds=2)
+    naps = {"Baseline": 0.0, "IE": 0.5, "IE+TE r=0.9": 0.1, "IE+TE r=0.8": 1.0, "IE+TE r=0.6": 0.2, "IE+TE r=0.4": 0.3}
+    assert set(naps) == {r.name for r in plan.spec.rows if r.reproduced}
+    rows = {cfg.hash: row for row in naps for seed in (0, 1) for cfg in plan.configs(plan.spec.row(row), seed).values()}
+
+    def napping(cfg, parent_run_id=None, extra_tags=None):
+        time.sleep(naps.get(rows.get(cfg.hash), 0.0))
+        return fake_trainer.train(cfg, parent_run_id, extra_tags)
+
+    run_study(plan, trainer=napping)
+    trials = sorted(_study(plan).get_trials(), key=lambda t: t.number)
+    claimed = [(t.user_attrs["seed"], t.user_attrs["row"]) for t in trials]
+    assert claimed[:6] == [(0, row) for row in naps]
+    # By what the rows took at seed 0, which the naps only suggest: on a busy machine a fake cell's own work
+    # (MLflow, the journal) can outweigh a nap, and the rule must hold whatever the times were.
+    took = {t.user_attrs["row"]: (t.datetime_complete - t.datetime_start).total_seconds() for t in trials[:6]}
+    assert claimed[6:] == [(1, row) for row in sorted(naps, key=lambda r: -took[r])]
+
+
 def test_a_failed_cell_is_retried(store, capsys):
     base = preset_config("tiny")
     plan = TablePlan.from_args("table5", base)

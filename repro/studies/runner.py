@@ -10,7 +10,8 @@ does the rest, the same way for every plan:
   them, and the journal storage has no heartbeat, so a killed worker's trial stays RUNNING for
   ever. Instead, under the study's claim lock (locks.py), a worker fails the RUNNING trials whose
   worker is dead, computes the pending cells (no COMPLETE trial, no RUNNING trial, fewer than
-  `attempts` failures in this invocation), enqueues the first and pops it with `study.ask()`.
+  `attempts` failures in this invocation), enqueues the first in claim_order (by wave, then the longest
+  first by what the cell's kind took so far) and pops it with `study.ask()`.
   The cell lives in the trial's user attrs ("cell" plus the plan's attrs); trials have no Optuna
   params, so a study can grow (more seeds) without distribution clashes.
 - Pool: studies run together (`repro all`, run_studies) are prepared first, then every worker
@@ -38,7 +39,9 @@ does the rest, the same way for every plan:
 
 import hashlib
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -72,6 +75,8 @@ CELLS_ARTIFACT = "cells.json"  # on a study's parent run: its cells with their t
 class Cell:
     key: str  # unique within the study, e.g. "IE+TE r=0.6 | seed 0"
     attrs: dict = field(default_factory=dict)  # recorded on its trials (e.g. row, seed)
+    wave: int = 0  # cells of a lower wave are claimed first (a table's seeds: every row once before any twice)
+    kind: str | None = None  # cells of one kind cost about the same (a table's row); None: the cell is its own kind
 
 
 class Plan(Protocol):
@@ -290,6 +295,30 @@ def _pending(session: Session, trials: list, attempts: int) -> list[Cell]:
     return [c for c in session.plan.cells() if c.key not in taken | diverged and failed[c.key] < attempts]
 
 
+def claim_order(pending: list[Cell], durations: dict[str, list[float]]) -> list[Cell]:
+    """The pending cells in the order they are claimed: by wave, and within one the longest first, so that the
+    workers finish a study together (the last cells claimed are the short ones). A cell's cost is the mean of
+    `durations[kind]` (seconds); kinds not yet timed come first, as they may be the longest; ties keep the plan's order."""
+
+    def cost(cell: Cell) -> float:
+        seconds = durations.get(cell.key if cell.kind is None else cell.kind)
+        return statistics.fmean(seconds) if seconds else math.inf
+
+    return sorted(pending, key=lambda c: (c.wave, -cost(c)))
+
+
+def _durations(session: Session, trials: list) -> dict[str, list[float]]:
+    """Per kind, the wall seconds of its cells finished in this invocation (a run reused from an earlier one
+    takes no time, which says nothing of what training the kind costs)."""
+    cells, durations = {c.key: c for c in session.plan.cells()}, {}
+    for t in trials:
+        cell = cells.get(t.user_attrs.get("cell"))
+        if cell is not None and t.state == TrialState.COMPLETE and t.user_attrs.get("invocation") == session.invocation:
+            kind = cell.key if cell.kind is None else cell.kind
+            durations.setdefault(kind, []).append((t.datetime_complete - t.datetime_start).total_seconds())
+    return durations
+
+
 def claim(session: Session, attempts: int = ATTEMPTS) -> tuple[optuna.Trial, Cell] | None:
     """Claim the next pending cell as a RUNNING trial of this worker, or None when none is left."""
     study, cells = session.study, {c.key: c for c in session.plan.cells()}
@@ -305,7 +334,7 @@ def claim(session: Session, attempts: int = ATTEMPTS) -> tuple[optuna.Trial, Cel
                     )
                     _fail(session, t._trial_id, "lost", f"worker {t.user_attrs.get('worker')} stopped without finishing")
             trials = study.get_trials(deepcopy=False)
-            pending = _pending(session, trials, attempts)
+            pending = claim_order(_pending(session, trials, attempts), _durations(session, trials))
             if not pending:
                 return None
             # Under the lock no other worker is between enqueue and ask, so a WAITING trial is one a

@@ -56,9 +56,14 @@ class TablePlan:
         return f"{row} | seed {seed}"
 
     def cells(self) -> list[Cell]:
-        """Seed-major, so that a partial multi-seed run already has every row once."""
+        """Seed-major, a wave per seed, so that a partial multi-seed run already has every row once; a row is a
+        kind, whose first seed times the others (runner.claim_order)."""
         reproduced = [r for r in self.spec.rows if r.reproduced]
-        return [Cell(self.cell_key(r.name, s), {"row": r.name, "seed": s}) for s in self.seed_values() for r in reproduced]
+        return [
+            Cell(self.cell_key(r.name, s), {"row": r.name, "seed": s}, wave=i, kind=r.name)
+            for i, s in enumerate(self.seed_values())
+            for r in reproduced
+        ]
 
     def configs(self, row: Row, seed: int) -> dict[str, RunConfig]:
         return self.spec.configs(row, self.base, seed, self.targets)
