@@ -1,7 +1,9 @@
 # The two set-up commands of the README. Each creates .venv if needed, installs, and runs.
 # uv (from the package registry, into .venv) installs what pip would, the same versions, in about a
-# quarter of pip's time (22 against 90 s, RESULTS.md). --no-cache: torch's CUDA build is about 4 GB of
-# wheels; a copy of them in a cache would double what the install needs on disk (the venv is about 6 GB).
+# quarter of pip's time (22 against 90 s, RESULTS.md). It reads neither pip.conf nor PIP_INDEX_URL, so
+# where it cannot install (say, behind a mirror only pip is configured for) pip does it, as it did
+# before. --no-cache(-dir): torch's CUDA build is about 4 GB of wheels; a copy of them in a cache would
+# double what the install needs on disk (the venv is about 6 GB).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,8 +12,8 @@ BIN := $(VENV)/bin
 
 $(BIN)/repro: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --no-cache-dir 'uv>=0.13'
-	$(BIN)/uv pip install -q --no-cache --python $(BIN)/python -e '.[test]'
+	{ $(BIN)/pip install -q --no-cache-dir 'uv>=0.13' && $(BIN)/uv pip install -q --no-cache --python $(BIN)/python -e '.[test]'; } || \
+		{ echo "make: uv did not install the dependencies; pip installs them" >&2 && $(BIN)/pip install -q --no-cache-dir -e '.[test]'; }
 	touch $(BIN)/repro
 
 install: $(BIN)/repro
