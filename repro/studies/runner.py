@@ -78,6 +78,11 @@ class Cell:
     wave: int = 0  # cells of a lower wave are claimed first (a table's seeds: every row once before any twice)
     kind: str | None = None  # cells of one kind cost about the same (a table's row); None: the cell is its own kind
 
+    @property
+    def timed_as(self) -> str:
+        """The name its durations are kept under (runner.claim_order): its kind, else its key."""
+        return self.key if self.kind is None else self.kind
+
 
 class Plan(Protocol):
     study_name: str
@@ -301,21 +306,20 @@ def claim_order(pending: list[Cell], durations: dict[str, list[float]]) -> list[
     `durations[kind]` (seconds); kinds not yet timed come first, as they may be the longest; ties keep the plan's order."""
 
     def cost(cell: Cell) -> float:
-        seconds = durations.get(cell.key if cell.kind is None else cell.kind)
+        seconds = durations.get(cell.timed_as)
         return statistics.fmean(seconds) if seconds else math.inf
 
     return sorted(pending, key=lambda c: (c.wave, -cost(c)))
 
 
-def _durations(session: Session, trials: list) -> dict[str, list[float]]:
+def _durations(cells: dict[str, Cell], invocation: str, trials: list) -> dict[str, list[float]]:
     """Per kind, the wall seconds of its cells finished in this invocation (a run reused from an earlier one
     takes no time, which says nothing of what training the kind costs)."""
-    cells, durations = {c.key: c for c in session.plan.cells()}, {}
+    durations = {}
     for t in trials:
         cell = cells.get(t.user_attrs.get("cell"))
-        if cell is not None and t.state == TrialState.COMPLETE and t.user_attrs.get("invocation") == session.invocation:
-            kind = cell.key if cell.kind is None else cell.kind
-            durations.setdefault(kind, []).append((t.datetime_complete - t.datetime_start).total_seconds())
+        if cell is not None and t.state == TrialState.COMPLETE and t.user_attrs.get("invocation") == invocation:
+            durations.setdefault(cell.timed_as, []).append((t.datetime_complete - t.datetime_start).total_seconds())
     return durations
 
 
@@ -334,7 +338,7 @@ def claim(session: Session, attempts: int = ATTEMPTS) -> tuple[optuna.Trial, Cel
                     )
                     _fail(session, t._trial_id, "lost", f"worker {t.user_attrs.get('worker')} stopped without finishing")
             trials = study.get_trials(deepcopy=False)
-            pending = claim_order(_pending(session, trials, attempts), _durations(session, trials))
+            pending = claim_order(_pending(session, trials, attempts), _durations(cells, session.invocation, trials))
             if not pending:
                 return None
             # Under the lock no other worker is between enqueue and ask, so a WAITING trial is one a
