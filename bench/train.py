@@ -1,6 +1,6 @@
 """Training throughput per preset: the default numerics against the reference path (run by hand).
 
-    .venv/bin/python bench/train.py [--presets tiny small] [--steps 20] [--rounds 3] [--json] [--clip-arch synthclip]
+    .venv/bin/python bench/train.py [--presets tiny small] [--steps 20] [--rounds 3] [--json | --sections] [--clip-arch synthclip]
 
 For each preset it times whole training steps (batching, forward, losses, backward, Adam), in one
 process and on the same batches, of the Baseline on the reference path and on the default path
@@ -20,11 +20,19 @@ a second forward pass for its positive), an IE+TE step with f_CI and f_CT read f
 cache (what training does) and an IE+TE step that runs CLIP on every batch ("CLIP in the loop", what
 the cache avoids). CLIP weights do not change the cost, so a randomly initialised model of the chosen
 architecture is used and nothing needs pre-training.
+
+With --sections it prints instead where the default Baseline and IE+TE steps spend their time, in ms
+per step (medians of the rounds): the model's forward pass, the losses, backward, the gradients'
+copy to the fp32 masters, clipping, Adam, the working weights' refresh, and the rest (batching, the
+divergence guard, the lr, the progress bar). It wraps those calls with a clock and leaves the step as
+it is: torch.profiler adds a cost to every operator call that, on a CPU, put about four times the
+real time on the 64 x 64 layers' elementwise operators (RESULTS.md).
 """
 
 import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import statistics
 import time
@@ -33,11 +41,13 @@ from unittest import mock
 import torch
 
 import repro.train.loop as loop
+from repro.model.hand_pose import HandPoseModel
 from repro.presets import preset_config
 from repro.train.data import load_split
 from repro.train.evaluate import BatchInputs, effective_precision
 from repro.train.loop import ClipFeatures, new_state, train_epoch
 from repro.train.run import device_for_training
+from repro.train.working_weights import WorkingWeights
 
 WARM = 2  # steps left out of every timing: the first ones include allocation and kernel selection
 
@@ -61,9 +71,9 @@ class _Lazy:
         return self.n
 
 
-def _rate(cfg, train, clip, device, before: bool) -> float:
+def _rate(cfg, train, clip, device, before: bool, clock: "_Clock | None" = None) -> float:
     """Images/s of one epoch of `cfg` over `train`, its first WARM steps left out; `before`: with the
-    input, activation and clipping code of the step issue #17 measured."""
+    input, activation and clipping code of the step issue #17 measured; `clock`: sections timed."""
     state = new_state(cfg, clip.image[torch.arange(1)].shape[1] if clip else cfg.model.clip_dim, device)
     inputs = BatchInputs(train.images, cfg.model.input_size, device, cfg.memory_format, prepare=not before)
     if before:
@@ -76,10 +86,66 @@ def _rate(cfg, train, clip, device, before: bool) -> float:
         if device.type == "cuda":  # steps do not wait for the device: a step's time is its kernels'
             torch.cuda.synchronize()
         times.append(time.perf_counter())
+        if clock is not None:
+            clock.counting = len(times) > WARM  # the sections of the steps that _rate times
 
-    with mock.patch.object(loop, "clip_gradients", _torch_clip) if before else contextlib.nullcontext():
+    with contextlib.ExitStack() as patches:
+        if before:
+            patches.enter_context(mock.patch.object(loop, "clip_gradients", _torch_clip))
+        if clock is not None:
+            clock.patch(patches)
         train_epoch(cfg, state, train, clip, device, on_step=tick, inputs=inputs)
+    if clock is not None:
+        clock.steps, clock.total_s = len(times) - 1 - WARM, times[-1] - times[WARM]
     return cfg.batch_size * (len(times) - 1 - WARM) / (times[-1] - times[WARM])
+
+
+class _Clock:
+    """Wall time of a step's parts, summed over the steps _rate times. Each part is a call wrapped with
+    the clock; "losses" is the objective's call less the model's forward passes within it."""
+
+    SECTIONS = {  # name: (owner, attribute) of the wrapped call
+        "forward": (HandPoseModel, "forward"),
+        "objective": None,  # patched per objective class below
+        "backward": (torch.Tensor, "backward"),
+        "to fp32 masters": (WorkingWeights, "gradients_to_masters"),
+        "clipping": (loop, "clip_gradients"),
+        "Adam": (torch.optim.Adam, "step"),
+        "refresh": (WorkingWeights, "refresh"),
+    }
+
+    def __init__(self, device):
+        self.device, self.counting = device, False
+        self.sums = dict.fromkeys(self.SECTIONS, 0.0)
+        self.steps, self.total_s = 0, 0.0
+
+    def _timed(self, name, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            if self.counting:
+                self.sums[name] += time.perf_counter() - t0
+            return out
+
+        return wrapper
+
+    def patch(self, stack: contextlib.ExitStack) -> None:
+        for name, target in self.SECTIONS.items():
+            if target is not None:
+                owner, attr = target
+                stack.enter_context(mock.patch.object(owner, attr, self._timed(name, getattr(owner, attr))))
+        for objective in {o for o in loop.OBJECTIVES.values() if "__call__" in vars(o)}:  # inherited: wrapped once
+            stack.enter_context(mock.patch.object(objective, "__call__", self._timed("objective", objective.__call__)))
+
+    def ms_per_step(self) -> dict[str, float]:
+        """Each part's ms per step; "losses" and "rest" (batching, guard, lr, progress bar) by difference."""
+        ms = {name: 1000 * s / self.steps for name, s in self.sums.items()}
+        ms["losses"] = ms.pop("objective") - ms["forward"]
+        ms["rest"] = 1000 * self.total_s / self.steps - sum(ms.values())
+        return {"step": 1000 * self.total_s / self.steps, **ms}
 
 
 def _torch_clip(params, max_norm):
@@ -93,6 +159,17 @@ def _medians(paths: dict, train, device, rounds: int) -> dict[str, float]:
         for name, (cfg, clip, before) in paths.items():
             rates[name].append(_rate(cfg, train, clip, device, before))
     return {name: statistics.median(r) for name, r in rates.items()}
+
+
+def _sections(paths: dict, train, device, rounds: int) -> dict[str, dict[str, float]]:
+    """Per path, the median over `rounds` of each part's ms per step (_Clock), the paths run in turn."""
+    runs = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, (cfg, clip, before) in paths.items():
+            clock = _Clock(device)
+            _rate(cfg, train, clip, device, before, clock)
+            runs[name].append(clock.ms_per_step())
+    return {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
 
 
 def _clip_paths(cfg, train, arch: str, device) -> dict:
@@ -116,7 +193,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every path in turn; the median is reported")
     parser.add_argument("--json", action="store_true", help="print only the reference and default paths, as one JSON object")
     parser.add_argument("--clip-arch", default="synthclip", help="open_clip architecture for the CLIP steps")
+    parser.add_argument("--sections", action="store_true", help="where the default Baseline and IE+TE steps spend their time")
     args = parser.parse_args()
+    if args.json and args.sections:
+        parser.error("--json and --sections print different things: choose one")
     if args.steps < WARM + 2:
         parser.error(f"--steps must be at least {WARM + 2}: the first {WARM} steps are not timed")
     device = device_for_training()
@@ -128,6 +208,14 @@ def main() -> None:
         cfg = dataclasses.replace(base, n_train=base.batch_size * args.steps)
         train = load_split(cfg.source, "train", cfg.n_train, cfg.image_size, cfg.data_root)
         baseline = dataclasses.replace(cfg, mode="baseline")
+        if args.sections:
+            paths = {"Baseline": (baseline, None, False), "IE+TE": _clip_paths(cfg, train, args.clip_arch, device)["IE+TE cached"]}
+            ms = _sections(paths, train, device, args.rounds)
+            print(f"{preset}: ms per step, medians of {args.rounds} rounds")
+            print(f"{'':18s}" + "".join(f"{name:>10s}" for name in ms))
+            for part in next(iter(ms.values())):
+                print(f"{part:18s}" + "".join(f"{ms[name][part]:10.2f}" for name in ms))
+            continue
         reference = dataclasses.replace(baseline, precision="fp32", memory_format="contiguous", adam_impl="torch")
         paths = {"reference": (reference, None, True), "default": (baseline, None, False)}
         if not args.json:
