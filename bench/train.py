@@ -95,9 +95,10 @@ def _rate(cfg, train, clip, device, before: bool, clock: "_Clock | None" = None)
         if clock is not None:
             clock.patch(patches)
         train_epoch(cfg, state, train, clip, device, on_step=tick, inputs=inputs)
+    steps, seconds = len(times) - 1 - WARM, times[-1] - times[WARM]
     if clock is not None:
-        clock.steps, clock.total_s = len(times) - 1 - WARM, times[-1] - times[WARM]
-    return cfg.batch_size * (len(times) - 1 - WARM) / (times[-1] - times[WARM])
+        clock.steps, clock.total_s = steps, seconds
+    return cfg.batch_size * steps / seconds
 
 
 class _Clock:
@@ -152,23 +153,31 @@ def _torch_clip(params, max_norm):
     torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
 
 
-def _medians(paths: dict, train, device, rounds: int) -> dict[str, float]:
-    """Median images/s of each (cfg, clip, before) path over `rounds` rounds that run every path in turn."""
-    rates = {name: [] for name in paths}
+def _in_turn(paths: dict, rounds: int, measure) -> dict[str, list]:
+    """measure(cfg, clip, before) of each path, over `rounds` rounds that run every path in turn, so that
+    noise from other processes hits them all."""
+    results = {name: [] for name in paths}
     for _ in range(rounds):
-        for name, (cfg, clip, before) in paths.items():
-            rates[name].append(_rate(cfg, train, clip, device, before))
+        for name, path in paths.items():
+            results[name].append(measure(*path))
+    return results
+
+
+def _medians(paths: dict, train, device, rounds: int) -> dict[str, float]:
+    """Median images/s of each (cfg, clip, before) path."""
+    rates = _in_turn(paths, rounds, lambda cfg, clip, before: _rate(cfg, train, clip, device, before))
     return {name: statistics.median(r) for name, r in rates.items()}
 
 
 def _sections(paths: dict, train, device, rounds: int) -> dict[str, dict[str, float]]:
-    """Per path, the median over `rounds` of each part's ms per step (_Clock), the paths run in turn."""
-    runs = {name: [] for name in paths}
-    for _ in range(rounds):
-        for name, (cfg, clip, before) in paths.items():
-            clock = _Clock(device)
-            _rate(cfg, train, clip, device, before, clock)
-            runs[name].append(clock.ms_per_step())
+    """Per (cfg, clip, before) path, the median of each part's ms per step (_Clock)."""
+
+    def parts(cfg, clip, before):
+        clock = _Clock(device)
+        _rate(cfg, train, clip, device, before, clock)
+        return clock.ms_per_step()
+
+    runs = _in_turn(paths, rounds, parts)
     return {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
 
 
